@@ -1,0 +1,69 @@
+"""Turn partitioned elements into chunks with deterministic ids and the payload queries cite."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+
+from ragline.records import Chunk, SourceFile
+
+# Fixed namespace: the same document, chunk index and text always give the same point id.
+CHUNK_NAMESPACE = uuid.UUID("5b1c63a0-5a0e-4b7f-9c39-7f2f0c1e9a11")
+
+
+def chunk_id_for(source: str, chunk_index: int, text: str) -> str:
+    text_hash = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return str(uuid.uuid5(CHUNK_NAMESPACE, f"{source}\x00{chunk_index}\x00{text_hash}"))
+
+
+def chunk_elements(
+    elements: list,
+    source_file: SourceFile,
+    max_characters: int,
+    new_after_n_chars: int,
+    overlap: int,
+    combine_text_under_n_chars: int,
+) -> list[Chunk]:
+    """Chunk with unstructured's `chunk_by_title`; each chunk remembers its section title."""
+    from unstructured.chunking.title import chunk_by_title
+
+    text_elements = [element for element in elements if (element.text or "").strip()]
+    if not text_elements:
+        return []
+    pieces = chunk_by_title(
+        text_elements,
+        max_characters=max_characters,
+        new_after_n_chars=min(new_after_n_chars, max_characters),
+        overlap=overlap,
+        combine_text_under_n_chars=min(combine_text_under_n_chars, max_characters),
+        multipage_sections=True,
+    )
+    chunks: list[Chunk] = []
+    section_title: str | None = None
+    for piece in pieces:
+        text = piece.text.strip()
+        if not text:
+            continue
+        section_title = _section_title(piece) or section_title
+        index = len(chunks)
+        chunks.append(
+            Chunk(
+                chunk_id=chunk_id_for(source_file.source, index, text),
+                source=source_file.source,
+                doc_hash=source_file.sha256,
+                chunk_index=index,
+                text=text,
+                file_type=source_file.file_type,
+                page=getattr(piece.metadata, "page_number", None),
+                category=piece.category,
+                title=section_title,
+            )
+        )
+    return chunks
+
+
+def _section_title(piece) -> str | None:
+    for element in getattr(piece.metadata, "orig_elements", None) or []:
+        if element.category == "Title" and element.text.strip():
+            return element.text.strip()[:200]
+    return None

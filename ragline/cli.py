@@ -1,0 +1,175 @@
+"""The `ragline` command: ingest documents, ask questions, inspect settings."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+
+app = typer.Typer(help="ragline: Prefect-orchestrated RAG over your documents.", no_args_is_help=True)
+server_app = typer.Typer(help="The local Prefect server ragline starts when no PREFECT_API_URL is set.")
+app.add_typer(server_app, name="server")
+console = Console(stderr=True)
+out = Console()
+
+
+class UserError(Exception):
+    """An error the user can fix; printed as one line, no traceback."""
+
+
+def fail(message: str) -> None:
+    console.print(f"[bold red]error:[/] {message}")
+    raise typer.Exit(code=1)
+
+
+def load_settings():
+    from settings import get_settings
+
+    try:
+        return get_settings()
+    except Exception as exc:  # pydantic validation errors name the bad setting
+        fail(f"invalid settings: {exc}")
+
+
+def connect_prefect(settings) -> str:
+    from flows.runtime import ensure_prefect_api
+
+    try:
+        return ensure_prefect_api(settings)
+    except RuntimeError as exc:
+        fail(str(exc))
+
+
+@app.command()
+def ingest(
+    path: str = typer.Argument(..., help="Folder (or file) with documents to ingest."),
+    collection: Optional[str] = typer.Option(None, help="Collection name (default: store.collection)."),
+    prune: bool = typer.Option(True, help="Delete chunks of files that left the folder."),
+    json_output: bool = typer.Option(False, "--json", help="Print the ingestion summary as JSON."),
+) -> None:
+    """Parse, chunk, embed and store the documents under PATH (unchanged files are skipped)."""
+    from ragline.discovery import DiscoveryError, check_root
+
+    settings = load_settings()
+    try:
+        check_root(path)
+    except DiscoveryError as exc:
+        fail(str(exc))
+    connect_prefect(settings)
+    from flows.ingest import ingest as ingest_flow
+    from ragline import progress
+
+    with Progress(
+        TextColumn("[bold]ingesting[/]"), BarColumn(), MofNCompleteColumn(), TextColumn("files"),
+        TimeElapsedColumn(), console=console, transient=True,
+    ) as bar:
+        task_id = bar.add_task("ingest", total=None)
+        progress.set_hook(lambda done, total: bar.update(task_id, completed=done, total=total))
+        try:
+            summary = run_flow(ingest_flow, path=path, collection=collection, prune=prune)
+        finally:
+            progress.set_hook(None)
+    if json_output:
+        out.print_json(json.dumps(summary))
+    else:
+        print_ingest_summary(summary)
+
+
+def run_flow(flow_fn, **params):
+    """Run a flow; user-fixable errors become one line instead of a traceback."""
+    from ragline.store import EmbedderMismatchError
+
+    try:
+        return flow_fn(**params)
+    except (EmbedderMismatchError, LookupError, ValueError, FileNotFoundError) as exc:
+        fail(str(exc).strip("'\""))
+
+
+def print_ingest_summary(summary: dict) -> None:
+    table = Table(title=f"ingest into {summary['collection']}")
+    for column in ("file", "status", "chunks", "reason"):
+        table.add_column(column)
+    for row in summary["files"]:
+        if row["status"] != "unchanged":
+            table.add_row(row["source"], row["status"], str(row["chunks"]), row["reason"] or "")
+    out.print(table)
+    counts = ", ".join(f"{n} {status}" for status, n in sorted(summary["counts"].items()))
+    out.print(f"{counts}; {summary['chunks']} chunks written.")
+
+
+@app.command()
+def ask(
+    question: str = typer.Argument(..., help="The question to answer."),
+    collection: Optional[str] = typer.Option(None, help="Collection name (default: store.collection)."),
+    k: Optional[int] = typer.Option(None, "--k", help="How many chunks to retrieve."),
+    source: list[str] = typer.Option([], help="Only search these source paths (repeatable)."),
+    file_type: list[str] = typer.Option([], help="Only search these file types, e.g. pdf (repeatable)."),
+    json_output: bool = typer.Option(False, "--json", help="Print the answer object as JSON."),
+) -> None:
+    """Answer QUESTION from the ingested documents, with citations."""
+    if not question.strip():
+        fail('the question is empty: ask something, e.g. ragline ask "What is ragline?"')
+    settings = load_settings()
+    connect_prefect(settings)
+    from flows.query import ask as ask_flow
+
+    with console.status("retrieving and generating..."):
+        answer = run_flow(
+            ask_flow, question=question, k=k, sources=source or None,
+            file_types=file_type or None, collection=collection,
+        )
+    if json_output:
+        sys.stdout.write(json.dumps(answer) + "\n")
+        return
+    out.print(f"[bold]{answer['answer']}[/]\n")
+    for c in answer["citations"]:
+        where = c["source"] + (f", page {c['page']}" if c["page"] else "")
+        snippet = " ".join(c["text"].split())[:160]
+        out.print(f"[{c['n']}] {where} (score {c['score']:.3f})\n    {snippet}")
+    timings = ", ".join(f"{k} {v:.2f}s" for k, v in answer["timings"].items())
+    out.print(f"\n[dim]{timings}[/]")
+
+
+@app.command()
+def config() -> None:
+    """Print the effective settings (profile, env vars, .env), secrets masked."""
+    from settings import masked_settings, selected_profile
+
+    settings = load_settings()
+    out.print(f"# profile: {selected_profile()}")
+    out.print_json(json.dumps(masked_settings(settings)))
+
+
+@server_app.command("stop")
+def server_stop() -> None:
+    """Stop the local Prefect server ragline started."""
+    from flows.runtime import stop_local_server
+
+    stopped = stop_local_server(load_settings())
+    out.print("stopped" if stopped else "no local Prefect server was started by ragline")
+
+
+@server_app.command("start")
+def server_start() -> None:
+    """Start (or find) the local Prefect server and print its URL."""
+    api_url = connect_prefect(load_settings())
+    out.print(f"Prefect API: {api_url}\nPrefect UI:  {api_url.removesuffix('/api')}")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

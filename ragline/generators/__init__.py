@@ -1,0 +1,11 @@
+"""Text-generation backends behind one protocol, chosen by name from a registry."""
+
+from ragline.generators.base import (
+    Generator,
+    GeneratorSpec,
+    available_backends,
+    get_generator,
+    register_backend,
+)
+
+__all__ = ["Generator", "GeneratorSpec", "available_backends", "get_generator", "register_backend"]

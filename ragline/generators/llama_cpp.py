@@ -1,0 +1,55 @@
+"""GGUF models through llama-cpp-python (CPU; `n_gpu_layers` offloads to a GPU build)."""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import Iterator
+
+from ragline.generators.base import GeneratorSpec, Message
+from ragline.modelrefs import resolve_model
+
+
+def _default_threads() -> int:
+    return max(1, len(os.sched_getaffinity(0)))
+
+
+class LlamaCppGenerator:
+    def __init__(self, spec: GeneratorSpec):
+        from llama_cpp import Llama
+
+        location = resolve_model(spec.model)
+        common = dict(
+            n_ctx=spec.context_window,
+            n_threads=spec.threads or _default_threads(),
+            n_gpu_layers=spec.n_gpu_layers,
+            verbose=False,
+        )
+        if location.local:
+            self.llm = Llama(model_path=str(location.path), **common)
+        else:
+            # "owner/repo" picks the repo's first Q4_K_M GGUF; "owner/repo/file.gguf" names one.
+            repo, _, filename = location.hub_id.partition(".gguf")[0].rpartition("/")
+            if location.hub_id.endswith(".gguf"):
+                self.llm = Llama.from_pretrained(repo_id=repo, filename=filename + ".gguf", **common)
+            else:
+                self.llm = Llama.from_pretrained(repo_id=location.hub_id, filename="*Q4_K_M.gguf", **common)
+        self.name = f"llama-cpp:{spec.model}"
+        self.context_window = spec.context_window
+        # A llama.cpp context is not safe to share between threads.
+        self._lock = threading.Lock()
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.llm.tokenize(text.encode("utf-8"), add_bos=False))
+
+    def generate(self, messages: list[Message], max_tokens: int, temperature: float) -> str:
+        return "".join(self.stream(messages, max_tokens, temperature))
+
+    def stream(self, messages: list[Message], max_tokens: int, temperature: float) -> Iterator[str]:
+        with self._lock:
+            for part in self.llm.create_chat_completion(
+                messages=messages, max_tokens=max_tokens, temperature=temperature, stream=True
+            ):
+                delta = part["choices"][0]["delta"].get("content")
+                if delta:
+                    yield delta

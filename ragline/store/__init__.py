@@ -1,0 +1,56 @@
+"""Vector stores: the embedded qdrant-edge engine (default) or a Qdrant server via qdrant-client."""
+
+from __future__ import annotations
+
+import threading
+
+from ragline.store.base import (
+    CollectionInfo,
+    EmbedderMismatchError,
+    SearchFilter,
+    SparseVector,
+    VectorStore,
+)
+
+__all__ = [
+    "CollectionInfo",
+    "EmbedderMismatchError",
+    "SearchFilter",
+    "SparseVector",
+    "VectorStore",
+    "close_stores",
+    "open_store",
+]
+
+_open_lock = threading.Lock()
+_open_stores: dict[tuple, VectorStore] = {}
+
+
+def _open(kind: str, location: str, api_key: str | None, shards, replicas) -> VectorStore:
+    if kind == "edge":
+        from ragline.store.edge import EdgeStore
+
+        return EdgeStore(location)
+    from ragline.store.qdrant_server import QdrantServerStore
+
+    return QdrantServerStore(location, api_key=api_key, shard_number=shards, replication_factor=replicas)
+
+
+def open_store(settings) -> VectorStore:
+    """The store the settings name, opened once per process (embedded engines are single-owner)."""
+    store = settings.store
+    location = str(settings.store_path) if store.kind == "edge" else (store.url or str(settings.store_path))
+    api_key = store.api_key.get_secret_value() if store.api_key else None
+    key = (store.kind, location, api_key, store.shard_number, store.replication_factor)
+    with _open_lock:
+        if key not in _open_stores:
+            _open_stores[key] = _open(*key)
+        return _open_stores[key]
+
+
+def close_stores() -> None:
+    """Flush and release every store this process opened (tests, and before handing off a path)."""
+    with _open_lock:
+        for store in _open_stores.values():
+            store.close()
+        _open_stores.clear()

@@ -1,0 +1,23 @@
+"""Prefect task wrappers for answering a question."""
+
+from __future__ import annotations
+
+from prefect import task
+
+from ragline import pipeline
+from ragline.embedders import get_embedder
+from ragline.generators import get_generator
+from ragline.records import Answer, Hit
+from ragline.store import SearchFilter, open_store
+
+
+@task(name="retrieve")
+def retrieve(question: str, k: int, filters: SearchFilter | None, settings, collection: str) -> list[Hit]:
+    embedder = get_embedder(pipeline.embedder_spec(settings))
+    return pipeline.retrieve(question, k, filters, embedder, open_store(settings), collection)
+
+
+@task(name="generate-answer")
+def generate_answer(question: str, hits: list[Hit], settings) -> Answer:
+    generator = get_generator(pipeline.generator_spec(settings))
+    return pipeline.generate_answer(question, hits, generator, settings)

@@ -29,7 +29,7 @@ class UserError(Exception):
 
 
 def fail(message: str) -> None:
-    console.print(f"[bold red]error:[/] {message}")
+    typer.secho(f"error: {' '.join(message.split())}", err=True, fg="red")
     raise typer.Exit(code=1)
 
 
@@ -59,13 +59,15 @@ def ingest(
     json_output: bool = typer.Option(False, "--json", help="Print the ingestion summary as JSON."),
 ) -> None:
     """Parse, chunk, embed and store the documents under PATH (unchanged files are skipped)."""
-    from ragline.discovery import DiscoveryError, check_root
+    from ragline.discovery import DiscoveryError, has_candidates
 
     settings = load_settings()
     try:
-        check_root(path)
+        found = has_candidates(path, settings.ingest.include, settings.ingest.exclude)
     except DiscoveryError as exc:
         fail(str(exc))
+    if not found:
+        fail(f"no documents found under {path} (ingest.include / ingest.exclude filter them all out)")
     connect_prefect(settings)
     from flows.ingest import ingest as ingest_flow
     from ragline import progress

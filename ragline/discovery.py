@@ -60,6 +60,19 @@ def check_root(root: str | Path) -> Path:
     return path.resolve()
 
 
+def has_candidates(root: str | Path, include: list[str], exclude: list[str]) -> bool:
+    """True as soon as one file under `root` passes the globs (cheap: nothing is read)."""
+    root_path = check_root(root)
+    if root_path.is_file():
+        return True
+    for dirpath, _dirnames, filenames in os.walk(root_path, followlinks=False):
+        for name in filenames:
+            rel = (Path(dirpath) / name).relative_to(root_path).as_posix()
+            if matches(rel, include) and not matches(rel, exclude):
+                return True
+    return False
+
+
 def discover(
     root: str | Path,
     include: list[str],

@@ -10,6 +10,7 @@ demo: setup
 	.venv/bin/ragline ingest docs
 	.venv/bin/ragline ask "$(DEMO_QUESTION)"
 
-test: setup
+test:
+	./scripts/setup.sh test
 	./scripts/setup-test-tools.sh
 	.venv/bin/python -m pytest

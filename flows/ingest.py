@@ -1,4 +1,8 @@
-"""Ingestion flow: discover -> plan (skip unchanged) -> parse+chunk -> embed+upsert -> finalize."""
+"""Ingestion flow: lock -> read state -> discover -> plan -> parse -> embed+stage -> commit -> prune.
+
+How the pieces make re-runs incremental and crash-safe is in ragline/sync.py and
+ragline/store/manifest.py; this module only orders the tasks.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +11,12 @@ from prefect.artifacts import create_table_artifact
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.common import artifact_key, with_retries
-from ragline import progress
+from ragline import crashpoints, progress, sync
+from ragline.sync import IngestError
+from ragline.discovery import root_of
+from ragline.locking import ingest_lock
 from ragline.records import FileReport
+from ragline.store import EmbedderMismatchError
 from settings import get_settings
 from tasks import ingest as t
 
@@ -19,49 +27,93 @@ def batched(items: list, size: int) -> list[list]:
 
 # Two workers: parsing the next files overlaps with embedding the current chunks.
 @flow(name="ingest", task_runner=ThreadPoolTaskRunner(max_workers=2), log_prints=False)
-def ingest(path: str, collection: str | None = None, prune: bool = True) -> dict:
-    """Sync the documents under `path` into `collection`; returns a summary with a per-file report."""
+def ingest(path: str, collection: str | None = None, prune: bool = True, reembed: bool = False) -> dict:
+    """Sync the documents under `path` into `collection`; returns a summary with a per-file report.
+
+    `reembed` embeds every file again (and rebuilds a collection made with another model).
+    """
     settings = get_settings()
     collection = collection or settings.store.collection
     logger = get_run_logger()
-
-    discovery = with_retries(t.discover_files, settings)(path, settings)
-    plan = with_retries(t.plan_sync, settings)(discovery, settings, collection, prune)
-    logger.info(
-        "%d files to ingest, %d unchanged, %d removed",
-        len(plan.to_ingest), len(plan.unchanged), len(plan.removed),
-    )
-    reports = list(discovery.reports) + [FileReport(f.source, "unchanged") for f in plan.unchanged]
-    completed = embed_parsed_batches(plan, settings, collection, reports)
-    with_retries(t.finalize_documents, settings)(settings, collection, plan.root, completed, plan.removed)
+    root = root_of(path)
+    with ingest_lock(settings.data_dir, collection, settings.ingest.lock_timeout_s):
+        state = with_retries(t.load_sync_state, settings)(settings, collection, root, reembed)
+        discovery = with_retries(t.discover_files, settings)(path, settings, sync.known_hashes(state))
+        plan = t.plan_sync(discovery, state, prune, reembed)
+        logger.info(
+            "%d files to ingest, %d unchanged, %d removed",
+            len(plan.to_ingest), len(plan.unchanged), len(plan.removed),
+        )
+        reports = list(discovery.reports) + plan.known_failures
+        reports += [FileReport(f.source, "unchanged") for f in plan.unchanged]
+        if plan.refreshed:
+            with_retries(t.refresh_manifest, settings)(settings, collection, root, plan.refreshed)
+        work = run_guarded(ingest_documents, plan, settings, collection, reports)
+        crashpoints.reached("finalize")
+        run_guarded(with_retries(t.finalize_documents, settings), settings, collection, root, plan.removed)
     reports += [FileReport(source, "deleted") for source in plan.removed]
-    summary = summarize(collection, plan.root, reports)
+    summary = {**summarize(collection, root, reports), **work}
     publish_report(collection, summary)
     return summary
 
 
-def embed_parsed_batches(plan, settings, collection: str, reports: list[FileReport]) -> dict[str, str]:
-    """Parse file batches concurrently; embed chunks in fixed-size batches as they arrive."""
+def run_guarded(step, *args):
+    """Run a step; an error left after its retries stops the run with what it means for the data."""
+    try:
+        return step(*args)
+    except EmbedderMismatchError:
+        raise
+    except Exception as exc:
+        raise IngestError(
+            f"ingest stopped: {type(exc).__name__}: {exc}. Documents committed before this error "
+            "keep their chunks and the others keep their previous version; fix the cause "
+            "(e.g. the vector store being unreachable) and re-run to resume."
+        ) from exc
+
+
+def ingest_documents(plan: sync.SyncPlan, settings, collection: str, reports: list[FileReport]) -> dict:
+    """Parse file batches concurrently; embed chunks across batches into staging, then commit them.
+
+    Chunks of several parsed batches are embedded together: the model is fastest on full batches,
+    and per-call overhead (a task run, a store flush, a commit) is paid per flush, not per file
+    batch. A flush happens at `chunks_per_batch` chunks, or as soon as a full model batch waits
+    and the next parse result is not ready yet, so the embedder never idles behind the parser.
+    """
     parse = with_retries(t.parse_files, settings)
-    embed = with_retries(t.embed_and_upsert, settings)
-    hashes = {f.source: f.sha256 for f in plan.to_ingest}
-    futures = [parse.submit(files, settings) for files in batched(plan.to_ingest, settings.ingest.files_per_batch)]
-    size = settings.ingest.chunks_per_batch
-    pending, completed, done = [], {}, 0
+    futures = [parse.submit(group, settings) for group in batched(plan.to_ingest, settings.ingest.files_per_batch)]
+    files = {f.source: f for f in plan.to_ingest}
+    waiting: list = []
+    done = embedded = 0
     progress.report(0, len(plan.to_ingest))
-    for future in futures:
-        parsed = future.result()
-        reports.extend(parsed.reports)
-        done += len(parsed.reports)
-        pending.extend(parsed.chunks)
-        while len(pending) >= size:
-            embed(pending[:size], settings, collection, plan.root)
-            pending = pending[size:]
-        completed.update({r.source: hashes[r.source] for r in parsed.reports if r.status != "failed"})
+    for i, future in enumerate(futures):
+        waiting.append(future.result())
+        pending = sum(len(batch.chunks) for batch in waiting)
+        next_ready = i + 1 == len(futures) or futures[i + 1].state.is_final()
+        if i + 1 < len(futures) and pending < settings.ingest.chunks_per_batch and (
+            next_ready or pending < settings.embedding.batch_size
+        ):
+            continue
+        embedded += embed_and_commit(waiting, files, plan, settings, collection)
+        for parsed in waiting:
+            reports.extend(parsed.reports)
+            done += len(parsed.reports)
+        waiting = []
         progress.report(done, len(plan.to_ingest))
-    if pending:
-        embed(pending, settings, collection, plan.root)
-    return completed
+    return {"parsed": len(plan.to_ingest), "embedded": embedded}
+
+
+def embed_and_commit(waiting: list, files: dict, plan: sync.SyncPlan, settings, collection: str) -> int:
+    """Embed the chunks of the waiting parsed batches into staging, then commit their documents."""
+    embed = with_retries(t.embed_and_stage, settings)
+    commit = with_retries(t.commit_documents, settings)
+    chunks = [chunk for parsed in waiting for chunk in parsed.chunks]
+    embedded = 0
+    for group in batched(chunks, settings.ingest.chunks_per_batch):
+        embedded += embed(group, settings, collection, plan.root)
+    records = [record for parsed in waiting for record in sync.records_for(parsed, files, plan.previous)]
+    if records:
+        commit(settings, collection, plan.root, records)
+    return embedded
 
 
 def summarize(collection: str, root: str, reports: list[FileReport]) -> dict:

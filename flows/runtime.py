@@ -66,6 +66,8 @@ def start_local_server(home: Path, port: int, timeout_s: float) -> subprocess.Po
         "PREFECT_HOME": str(home),
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "PREFECT_API_URL": "",
+        # The UI defaults to port 4200; without this it cannot reach a server on another port.
+        "PREFECT_UI_API_URL": local_api_url(port),
     }
     log = open(home / "server.log", "ab")
     process = subprocess.Popen(

@@ -12,6 +12,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from ragline.cli_models import models_app
+
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -20,6 +22,7 @@ os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 app = typer.Typer(help="ragline: Prefect-orchestrated RAG over your documents.", no_args_is_help=True)
 server_app = typer.Typer(help="The local Prefect server ragline starts when no PREFECT_API_URL is set.")
 app.add_typer(server_app, name="server")
+app.add_typer(models_app, name="models")
 console = Console(stderr=True)
 out = Console()
 
@@ -57,6 +60,9 @@ def ingest(
     collection: Optional[str] = typer.Option(None, help="Collection name (default: store.collection)."),
     prune: bool = typer.Option(True, help="Delete chunks of files that left the folder."),
     json_output: bool = typer.Option(False, "--json", help="Print the ingestion summary as JSON."),
+    reembed: bool = typer.Option(
+        False, "--reembed", help="Embed every file again; rebuilds a collection made with another embedding model."
+    ),
 ) -> None:
     """Parse, chunk, embed and store the documents under PATH (unchanged files are skipped)."""
     from ragline.discovery import DiscoveryError, has_candidates
@@ -69,6 +75,11 @@ def ingest(
     if not found:
         fail(f"no documents found under {path} (ingest.include / ingest.exclude filter them all out)")
     connect_prefect(settings)
+    from ragline.cli_deploy import route_ingest
+
+    routed = route_ingest(settings, path, collection, prune)  # None unless `ragline serve` owns the store
+    if routed is not None:
+        return out.print_json(json.dumps(routed)) if json_output else print_ingest_summary(routed)
     from flows.ingest import ingest as ingest_flow
     from ragline import progress
 
@@ -79,7 +90,7 @@ def ingest(
         task_id = bar.add_task("ingest", total=None)
         progress.set_hook(lambda done, total: bar.update(task_id, completed=done, total=total))
         try:
-            summary = run_flow(ingest_flow, path=path, collection=collection, prune=prune)
+            summary = run_flow(ingest_flow, path=path, collection=collection, prune=prune, reembed=reembed)
         finally:
             progress.set_hook(None)
     if json_output:
@@ -90,11 +101,13 @@ def ingest(
 
 def run_flow(flow_fn, **params):
     """Run a flow; user-fixable errors become one line instead of a traceback."""
+    from ragline.locking import IngestLockedError
     from ragline.store import EmbedderMismatchError
+    from ragline.sync import IngestError
 
     try:
         return flow_fn(**params)
-    except (EmbedderMismatchError, LookupError, ValueError, FileNotFoundError) as exc:
+    except (EmbedderMismatchError, IngestError, IngestLockedError, LookupError, ValueError, FileNotFoundError) as exc:
         fail(str(exc).strip("'\""))
 
 
@@ -118,6 +131,7 @@ def ask(
     source: list[str] = typer.Option([], help="Only search these source paths (repeatable)."),
     file_type: list[str] = typer.Option([], help="Only search these file types, e.g. pdf (repeatable)."),
     json_output: bool = typer.Option(False, "--json", help="Print the answer object as JSON."),
+    remote: bool = typer.Option(False, "--remote", help="Run the `ask` deployment through the Prefect API."),
 ) -> None:
     """Answer QUESTION from the ingested documents, with citations."""
     if not question.strip():
@@ -125,12 +139,14 @@ def ask(
     settings = load_settings()
     connect_prefect(settings)
     from flows.query import ask as ask_flow
+    from ragline.cli_deploy import route_ask, served_elsewhere
 
+    params = dict(question=question, k=k, sources=source or None, file_types=file_type or None, collection=collection)
     with console.status("retrieving and generating..."):
-        answer = run_flow(
-            ask_flow, question=question, k=k, sources=source or None,
-            file_types=file_type or None, collection=collection,
-        )
+        if remote or served_elsewhere(settings):  # `ragline serve` owns the store: its query worker answers
+            answer = route_ask(settings, params, via_deployment=remote)
+        else:
+            answer = run_flow(ask_flow, **params)
     if json_output:
         sys.stdout.write(json.dumps(answer) + "\n")
         return
@@ -167,6 +183,16 @@ def server_start() -> None:
     """Start (or find) the local Prefect server and print its URL."""
     api_url = connect_prefect(load_settings())
     out.print(f"Prefect API: {api_url}\nPrefect UI:  {api_url.removesuffix('/api')}")
+
+
+from ragline.cli_eval import register as register_eval_commands  # noqa: E402  (needs `app`)
+
+register_eval_commands(app)
+
+from ragline.cli_deploy import deploy, serve  # noqa: E402
+
+app.command()(deploy)
+app.command()(serve)
 
 
 def main() -> None:

@@ -2,6 +2,14 @@
 
 Symlinks are followed only when they point to a regular file inside the root; anything else
 (links leaving the root, loops, dangling links, linked folders) is reported, never read.
+
+Hashing every file on every run is what an unchanged re-run would mostly spend its time on, so a
+hash recorded by an earlier run is reused while the file's stat fingerprint (size, mtime, ctime,
+inode) is unchanged. Like git's index, a fingerprint is only trusted when the file's mtime is
+older than the moment its hash was taken by more than the filesystem's timestamp granularity:
+a file rewritten within the same clock tick as its hashing keeps its mtime, so it is re-hashed.
+ctime cannot be set from user space (unlike mtime with `touch -d`), and a replaced file has a new
+inode, so edits that restore size and mtime are still seen.
 """
 
 from __future__ import annotations
@@ -9,12 +17,25 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import os
+import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ragline.records import FileReport, SourceFile
 
 HASH_BLOCK = 1 << 20
+# Coarsest mtime granularity among common filesystems (FAT: 2 s); see reusable_hash.
+RACY_WINDOW_NS = 2_000_000_000
+
+
+@dataclass(frozen=True)
+class KnownHash:
+    """What an earlier run recorded about a file: its fingerprint then, and the hash it had."""
+
+    fingerprint: str
+    sha256: str
+    hashed_ns: int
 
 
 class DiscoveryError(Exception):
@@ -73,17 +94,41 @@ def has_candidates(root: str | Path, include: list[str], exclude: list[str]) -> 
     return False
 
 
+def root_of(root: str | Path) -> str:
+    """The folder that sources are relative to: `root` itself, or a file's parent folder."""
+    root_path = check_root(root)
+    return str(root_path.parent if root_path.is_file() else root_path)
+
+
+def fingerprint_of(stat: os.stat_result) -> str:
+    return f"{stat.st_size}:{stat.st_mtime_ns}:{stat.st_ctime_ns}:{stat.st_ino}"
+
+
+def reusable_hash(known: KnownHash | None, stat: os.stat_result) -> str | None:
+    """The recorded hash, when the file provably has not changed since it was taken."""
+    if known is None or not known.sha256 or known.fingerprint != fingerprint_of(stat):
+        return None
+    if stat.st_mtime_ns >= known.hashed_ns - RACY_WINDOW_NS:
+        return None
+    return known.sha256
+
+
 def discover(
     root: str | Path,
     include: list[str],
     exclude: list[str],
     max_file_mb: float,
+    known: Mapping[str, KnownHash] | None = None,
 ) -> Discovery:
-    """List candidate files under `root` (or `root` itself when it is a file), hashed."""
+    """List candidate files under `root` (or `root` itself when it is a file), hashed.
+
+    `known` maps sources to what an earlier run recorded; their hashes are reused when valid.
+    """
     root_path = check_root(root)
+    known = known or {}
     if root_path.is_file():
         found = Discovery(root=str(root_path.parent))
-        _add_file(found, root_path, root_path.parent, max_file_mb)
+        _add_file(found, root_path, root_path.parent, max_file_mb, known)
         return found
     found = Discovery(root=str(root_path))
     for dirpath, dirnames, filenames in os.walk(root_path, followlinks=False, onerror=None):
@@ -99,26 +144,37 @@ def discover(
             full = Path(dirpath) / name
             rel = full.relative_to(root_path).as_posix()
             if matches(rel, include) and not matches(rel, exclude):
-                _add_file(found, full, root_path, max_file_mb)
+                _add_file(found, full, root_path, max_file_mb, known)
     return found
 
 
-def _add_file(found: Discovery, full: Path, root_path: Path, max_file_mb: float) -> None:
+def _add_file(
+    found: Discovery, full: Path, root_path: Path, max_file_mb: float, known: Mapping[str, KnownHash]
+) -> None:
     rel = full.relative_to(root_path).as_posix()
     reason = _unusable_reason(full, root_path, max_file_mb)
     if reason:
         found.reports.append(FileReport(rel, "skipped", reason=reason))
         return
     try:
-        digest = file_sha256(full)
-        size = full.stat().st_size
+        # Stat before hashing: a write that lands during hashing changes the fingerprint the
+        # next run compares against, so that run re-hashes instead of trusting a torn hash.
+        stat = full.stat()
+        hashed_ns = time.time_ns()
+        digest = reusable_hash(known.get(rel), stat)
+        if digest is None:
+            digest = file_sha256(full)
+        else:
+            hashed_ns = known[rel].hashed_ns
     except FileNotFoundError:
         found.reports.append(FileReport(rel, "failed", reason="file disappeared while being read"))
         return
     except OSError as exc:
         found.reports.append(FileReport(rel, "failed", reason=f"cannot read file: {exc.strerror}"))
         return
-    found.files.append(SourceFile(str(full), rel, size, digest, file_type_of(rel)))
+    found.files.append(
+        SourceFile(str(full), rel, stat.st_size, digest, file_type_of(rel), fingerprint_of(stat), hashed_ns)
+    )
 
 
 def _unusable_reason(full: Path, root_path: Path, max_file_mb: float) -> str | None:

@@ -33,7 +33,15 @@ UNSUPPORTED_HINTS = {
 
 
 class ParseError(Exception):
-    """A document that cannot be partitioned; the message is the reason shown to users."""
+    """A document that cannot be partitioned; the message is the reason shown to users.
+
+    `transient` errors belong to the moment (the file vanished or is unreadable), not to the
+    file's content: a later run retries them even if the content is unchanged.
+    """
+
+    def __init__(self, reason: str, transient: bool = False):
+        super().__init__(reason)
+        self.transient = transient
 
 
 @functools.lru_cache(maxsize=1)
@@ -77,10 +85,10 @@ def partition_file(path: str, strategy: str = "fast", spacy_model: str = "en_cor
             return partition(filename=path, strategy=strategy, languages=["eng"])
     except FileNotFoundError as exc:
         if not os.path.exists(path):
-            raise ParseError("file disappeared before it could be parsed") from exc
+            raise ParseError("file disappeared before it could be parsed", transient=True) from exc
         raise ParseError(_reason(exc)) from exc
     except PermissionError as exc:
-        raise ParseError("permission denied: the file is not readable by this user") from exc
+        raise ParseError("permission denied: the file is not readable by this user", transient=True) from exc
     except Exception as exc:  # unstructured raises many types; all end as a reported reason
         raise ParseError(_reason(exc)) from exc
 

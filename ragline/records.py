@@ -19,6 +19,10 @@ class SourceFile:
     size: int
     sha256: str
     file_type: str
+    # The stat fields that identify this version of the file, and when its hash was taken: a
+    # later run trusts the recorded hash while they match (see ragline.discovery.reusable_hash).
+    fingerprint: str = ""
+    hashed_ns: int = 0
 
 
 @dataclass
@@ -50,6 +54,8 @@ class FileReport:
 class ParsedBatch:
     chunks: list[Chunk] = field(default_factory=list)
     reports: list[FileReport] = field(default_factory=list)
+    # Sources whose failure was the moment's (vanished, unreadable), not their content's.
+    transient_failures: list[str] = field(default_factory=list)
 
 
 @dataclass

@@ -4,26 +4,30 @@ from __future__ import annotations
 
 from prefect import task
 
-from ragline import pipeline
-from ragline.discovery import Discovery, discover
+from ragline import crashpoints, pipeline, sync
+from ragline.discovery import Discovery, KnownHash, discover
 from ragline.embedders import get_embedder
 from ragline.records import Chunk, ParsedBatch, SourceFile
 from ragline.store import open_store
+from ragline.store.manifest import DocumentRecord, staging_name
+
+
+@task(name="load-sync-state")
+def load_sync_state(settings, collection: str, root: str, reembed: bool) -> sync.SyncState:
+    # No model is loaded here: an unchanged folder never needs one.
+    name = sync.expected_embedder_name(pipeline.embedder_spec(settings))
+    return sync.load_state(open_store(settings), collection, root, name, reembed)
 
 
 @task(name="discover-files")
-def discover_files(root: str, settings) -> Discovery:
+def discover_files(root: str, settings, known: dict[str, KnownHash] | None = None) -> Discovery:
     i = settings.ingest
-    return discover(root, i.include, i.exclude, i.max_file_mb)
+    return discover(root, i.include, i.exclude, i.max_file_mb, known)
 
 
 @task(name="plan-sync")
-def plan_sync(discovery: Discovery, settings, collection: str, prune: bool) -> pipeline.SyncPlan:
-    embedder = get_embedder(pipeline.embedder_spec(settings))
-    store = open_store(settings)
-    store.ensure_collection(pipeline.collection_for(embedder, collection))
-    stored = store.document_hashes(collection, discovery.root)
-    return pipeline.plan_sync(discovery, stored, prune)
+def plan_sync(discovery: Discovery, state: sync.SyncState, prune: bool, reembed: bool) -> sync.SyncPlan:
+    return sync.plan_sync(discovery, state, prune, force=reembed)
 
 
 @task(name="parse-files")
@@ -31,13 +35,37 @@ def parse_files(files: list[SourceFile], settings) -> ParsedBatch:
     return pipeline.parse_files(files, settings)
 
 
-@task(name="embed-and-upsert")
-def embed_and_upsert(chunks: list[Chunk], settings, collection: str, root: str) -> int:
+@task(name="embed-and-stage")
+def embed_and_stage(chunks: list[Chunk], settings, collection: str, root: str) -> int:
+    """Embed chunks into the run's staging collection; queries see them only once committed."""
+    crashpoints.reached("embed")
     embedder = get_embedder(pipeline.embedder_spec(settings))
-    return pipeline.embed_and_store(chunks, embedder, open_store(settings), collection, root)
+    store = open_store(settings)
+    store.ensure_collection(pipeline.collection_for(embedder, collection))
+    staging = staging_name(collection)
+    store.ensure_collection(pipeline.collection_for(embedder, staging))
+    written = pipeline.embed_and_store(chunks, embedder, store, staging, root)
+    crashpoints.reached("staged")
+    return written
+
+
+@task(name="commit-documents")
+def commit_documents(settings, collection: str, root: str, records: list[DocumentRecord]) -> int:
+    open_store(settings).commit_documents(collection, root, records, staging_name(collection))
+    return len(records)
+
+
+@task(name="refresh-manifest")
+def refresh_manifest(settings, collection: str, root: str, records: list[DocumentRecord]) -> int:
+    open_store(settings).write_manifest(collection, root, records)
+    return len(records)
 
 
 @task(name="finalize-documents")
-def finalize_documents(settings, collection: str, root: str, completed: dict[str, str], removed: list[str]) -> int:
-    pipeline.finalize_documents(open_store(settings), collection, root, completed, removed)
+def finalize_documents(settings, collection: str, root: str, removed: list[str]) -> int:
+    """Delete documents that left the source, then the run's staging collection."""
+    store = open_store(settings)
+    for source in removed:
+        store.remove_document(collection, root, source)
+    store.drop_collection(staging_name(collection))
     return len(removed)

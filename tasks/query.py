@@ -8,13 +8,18 @@ from ragline import pipeline
 from ragline.embedders import get_embedder
 from ragline.generators import get_generator
 from ragline.records import Answer, Hit
+from ragline.retrieval import retrieval_options
 from ragline.store import SearchFilter, open_store
 
 
 @task(name="retrieve")
-def retrieve(question: str, k: int, filters: SearchFilter | None, settings, collection: str) -> list[Hit]:
+def retrieve(
+    question: str, k: int, filters: SearchFilter | None, settings, collection: str, mode: str | None = None
+) -> list[Hit]:
+    """Retrieve in `mode` (default: retrieval.mode from settings)."""
     embedder = get_embedder(pipeline.embedder_spec(settings))
-    return pipeline.retrieve(question, k, filters, embedder, open_store(settings), collection)
+    options = retrieval_options(settings, mode)
+    return pipeline.retrieve(question, k, filters, embedder, open_store(settings), collection, options)
 
 
 @task(name="generate-answer")

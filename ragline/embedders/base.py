@@ -42,6 +42,11 @@ class EmbedderSpec:
 # backend name -> "module:factory"; factories take an EmbedderSpec and return an Embedder.
 _REGISTRY: dict[str, str] = {
     "sentence-transformers": "ragline.embedders.sentence_transformers:SentenceTransformerEmbedder",
+    "onnx": "ragline.embedders.onnx:OnnxEmbedder",
+    "onnx-int8": "ragline.embedders.onnx:OnnxInt8Embedder",
+    "gguf": "ragline.embedders.gguf:GgufEmbedder",
+    "mlx": "ragline.embedders.mlx:MlxEmbedder",
+    "openai": "ragline.embedders.openai_compat:OpenAICompatEmbedder",
 }
 
 

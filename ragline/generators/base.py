@@ -37,6 +37,8 @@ class GeneratorSpec:
 
 _REGISTRY: dict[str, str] = {
     "llama-cpp": "ragline.generators.llama_cpp:LlamaCppGenerator",
+    "mlx-lm": "ragline.generators.mlx_lm:MlxLmGenerator",
+    "openai": "ragline.generators.openai_compat:OpenAICompatGenerator",
 }
 
 

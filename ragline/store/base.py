@@ -8,6 +8,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from ragline.records import Chunk, Hit
+from ragline.store.manifest import DocumentRecord
 
 # Payload fields with a keyword index: they are what filters and sync bookkeeping match on.
 KEYWORD_FIELDS = ("source", "file_type", "doc_hash", "root")
@@ -40,6 +41,35 @@ class SparseVector:
     values: list[float] = field(default_factory=list)
 
 
+RETRIEVAL_MODES = ("dense", "sparse", "hybrid")
+FUSION_METHODS = ("rrf", "dbsf")
+
+
+@dataclass(frozen=True)
+class FusionSpec:
+    """How hybrid search merges its dense and sparse candidate lists (Qdrant's query API).
+
+    `candidates` is how many points each branch contributes before fusion; `rrf_k` damps the
+    weight of top ranks in reciprocal rank fusion (higher = flatter); dbsf ignores it.
+    """
+
+    method: str = "dbsf"
+    rrf_k: int = 60
+    candidates: int = 100
+
+
+def check_search_request(mode: str, vector, sparse: "SparseVector | None", fusion: FusionSpec) -> None:
+    """Reject a search the store cannot run, naming the setting to fix."""
+    if mode not in RETRIEVAL_MODES:
+        raise ValueError(f"retrieval mode {mode!r} is unknown: set retrieval.mode to one of {', '.join(RETRIEVAL_MODES)}")
+    if fusion.method not in FUSION_METHODS:
+        raise ValueError(f"fusion {fusion.method!r} is unknown: set retrieval.fusion to one of {', '.join(FUSION_METHODS)}")
+    if mode in ("dense", "hybrid") and vector is None:
+        raise ValueError(f"{mode} search needs the query's dense vector")
+    if mode in ("sparse", "hybrid") and sparse is None:
+        raise ValueError(f"{mode} search needs the query's sparse vector (ragline.sparse.sparse_query)")
+
+
 @runtime_checkable
 class VectorStore(Protocol):
     def ensure_collection(self, info: CollectionInfo) -> CollectionInfo: ...
@@ -59,9 +89,33 @@ class VectorStore(Protocol):
 
     def delete_document(self, collection: str, source: str, root: str, keep_hash: str | None = None) -> None: ...
 
+    # Document sync (ragline/store/manifest.py): the manifest, per-version chunk counts, atomic
+    # promotion of staged documents, removal of documents that left the source.
+    def read_manifest(self, collection: str, root: str) -> "dict[str, DocumentRecord]": ...
+
+    def chunk_counts(self, collection: str, root: str) -> dict[str, dict[str, int]]: ...
+
+    def commit_documents(
+        self, collection: str, root: str, records: "list[DocumentRecord]", staging: str | None
+    ) -> None: ...
+
+    def write_manifest(self, collection: str, root: str, records: "list[DocumentRecord]") -> None: ...
+
+    def remove_document(self, collection: str, root: str, source: str) -> None: ...
+
     def search(
-        self, collection: str, vector: np.ndarray, k: int, filters: SearchFilter | None = None
+        self,
+        collection: str,
+        vector: np.ndarray | None,
+        k: int,
+        filters: SearchFilter | None = None,
+        *,
+        mode: str = "dense",
+        sparse: SparseVector | None = None,
+        fusion: FusionSpec | None = None,
     ) -> list[Hit]: ...
+
+    def drop_collection(self, name: str) -> None: ...
 
     def count(self, collection: str) -> int: ...
 

@@ -9,6 +9,7 @@ one process at a time; ragline opens each shard once per process and serializes 
 from __future__ import annotations
 
 import json
+import shutil
 import threading
 from pathlib import Path
 
@@ -19,17 +20,20 @@ from ragline.records import Chunk, Hit
 from ragline.store.base import (
     KEYWORD_FIELDS,
     CollectionInfo,
+    FusionSpec,
     SearchFilter,
     SparseVector,
     check_compatible,
+    check_search_request,
 )
+from ragline.store.edge_sync import EdgeSyncMixin
 
 DENSE = "dense"
 SPARSE = "sparse"
 SCROLL_PAGE = 1000
 
 
-class EdgeStore:
+class EdgeStore(EdgeSyncMixin):
     def __init__(self, path: str | Path):
         self.root = Path(path) / "edge"
         self.root.mkdir(parents=True, exist_ok=True)
@@ -131,17 +135,37 @@ class EdgeStore:
                     return hashes
 
     def search(
-        self, collection: str, vector: np.ndarray, k: int, filters: SearchFilter | None = None
+        self,
+        collection: str,
+        vector: np.ndarray | None,
+        k: int,
+        filters: SearchFilter | None = None,
+        *,
+        mode: str = "dense",
+        sparse: SparseVector | None = None,
+        fusion: FusionSpec | None = None,
     ) -> list[Hit]:
-        request = qe.QueryRequest(
-            limit=k,
-            query=qe.Query.Nearest(vector.tolist(), using=DENSE),
-            filter=_filter(filters),
-            with_payload=True,
-        )
+        fusion = fusion or FusionSpec()
+        check_search_request(mode, vector, sparse, fusion)
+        request = _query_request(vector, sparse, k, _filter(filters), mode, fusion)
+        if request is None:
+            return []
         with self._lock:
             points = self._shard(collection).query(request)
         return [Hit(str(p.id), float(p.score), dict(p.payload or {})) for p in points]
+
+    def drop_collection(self, name: str) -> None:
+        """Delete a collection, its sync manifest and their files (evaluation runs use throwaway
+        collections)."""
+        from ragline.store.manifest import manifest_name
+
+        with self._lock:
+            for shard_name in (name, manifest_name(name)):
+                shard = self._shards.pop(shard_name, None)
+                if shard is not None:
+                    shard.close()
+                self._meta_path(shard_name).unlink(missing_ok=True)
+                shutil.rmtree(self.root / shard_name, ignore_errors=True)
 
     def count(self, collection: str) -> int:
         if self.collection_info(collection) is None:
@@ -159,6 +183,22 @@ class EdgeStore:
 
 def _match(key: str, value: str) -> qe.FieldCondition:
     return qe.FieldCondition(key=key, match=qe.MatchValue(value))
+
+
+def _query_request(vector, sparse, k: int, flt, mode: str, fusion: FusionSpec) -> qe.QueryRequest | None:
+    """Dense or sparse nearest-neighbour search, or both prefetched and fused (RRF or DBSF)."""
+    dense_query = qe.Query.Nearest(vector.tolist(), using=DENSE) if vector is not None else None
+    # A query whose terms are all stopwords has no sparse vector: that branch finds nothing.
+    sparse_query = None
+    if sparse is not None and sparse.indices:
+        sparse_query = qe.Query.Nearest(qe.SparseVector(sparse.indices, sparse.values), using=SPARSE)
+    if mode != "hybrid":
+        query = dense_query if mode == "dense" else sparse_query
+        return qe.QueryRequest(limit=k, query=query, filter=flt, with_payload=True) if query else None
+    limit = max(k, fusion.candidates)
+    prefetches = [qe.Prefetch(limit=limit, query=q, filter=flt) for q in (dense_query, sparse_query) if q]
+    fuse = qe.Fusion.Rrf(k=fusion.rrf_k) if fusion.method == "rrf" else qe.Fusion.Dbsf()
+    return qe.QueryRequest(limit=k, prefetches=prefetches, query=fuse, filter=flt, with_payload=True)
 
 
 def _filter(filters: SearchFilter | None) -> qe.Filter | None:

@@ -16,10 +16,13 @@ from ragline.records import Chunk, Hit
 from ragline.store.base import (
     KEYWORD_FIELDS,
     CollectionInfo,
+    FusionSpec,
     SearchFilter,
     SparseVector,
     check_compatible,
+    check_search_request,
 )
+from ragline.store.qdrant_server_sync import QdrantSyncMixin
 
 DENSE = "dense"
 SPARSE = "sparse"
@@ -27,7 +30,7 @@ SCROLL_PAGE = 1000
 META_KEY = "ragline"
 
 
-class QdrantServerStore:
+class QdrantServerStore(QdrantSyncMixin):
     def __init__(
         self,
         location: str,
@@ -119,18 +122,33 @@ class QdrantServerStore:
                 return hashes
 
     def search(
-        self, collection: str, vector: np.ndarray, k: int, filters: SearchFilter | None = None
+        self,
+        collection: str,
+        vector: np.ndarray | None,
+        k: int,
+        filters: SearchFilter | None = None,
+        *,
+        mode: str = "dense",
+        sparse: SparseVector | None = None,
+        fusion: FusionSpec | None = None,
     ) -> list[Hit]:
+        fusion = fusion or FusionSpec()
+        check_search_request(mode, vector, sparse, fusion)
+        arguments = _query_arguments(vector, sparse, k, _filter(filters), mode, fusion)
+        if arguments is None:
+            return []
         with self._lock:
-            response = self.client.query_points(
-                collection,
-                query=vector.tolist(),
-                using=DENSE,
-                limit=k,
-                query_filter=_filter(filters),
-                with_payload=True,
-            )
+            response = self.client.query_points(collection, limit=k, with_payload=True, **arguments)
         return [Hit(str(p.id), float(p.score), dict(p.payload or {})) for p in response.points]
+
+    def drop_collection(self, name: str) -> None:
+        """Delete a collection and its sync manifest (evaluation runs use throwaway collections)."""
+        from ragline.store.manifest import manifest_name
+
+        with self._lock:
+            for collection in (name, manifest_name(name)):
+                if self.client.collection_exists(collection):
+                    self.client.delete_collection(collection)
 
     def count(self, collection: str) -> int:
         with self._lock:
@@ -145,6 +163,28 @@ class QdrantServerStore:
 
 def _match(key: str, value: str) -> qm.FieldCondition:
     return qm.FieldCondition(key=key, match=qm.MatchValue(value=value))
+
+
+def _query_arguments(vector, sparse, k: int, flt, mode: str, fusion: FusionSpec) -> dict | None:
+    """query_points arguments: dense or sparse search, or both prefetched and fused."""
+    branches = []
+    if vector is not None and mode != "sparse":
+        branches.append((DENSE, vector.tolist()))
+    # A query whose terms are all stopwords has no sparse vector: that branch finds nothing.
+    if sparse is not None and sparse.indices and mode != "dense":
+        branches.append((SPARSE, qm.SparseVector(indices=sparse.indices, values=sparse.values)))
+    if not branches:
+        return None
+    if mode != "hybrid":
+        using, query = branches[0]
+        return {"query": query, "using": using, "query_filter": flt}
+    limit = max(k, fusion.candidates)
+    prefetch = [qm.Prefetch(query=query, using=using, limit=limit, filter=flt) for using, query in branches]
+    if fusion.method == "rrf":
+        fuse = qm.RrfQuery(rrf=qm.Rrf(k=fusion.rrf_k))
+    else:
+        fuse = qm.FusionQuery(fusion=qm.Fusion.DBSF)
+    return {"prefetch": prefetch, "query": fuse, "query_filter": flt}
 
 
 def _filter(filters: SearchFilter | None) -> qm.Filter | None:

@@ -1,0 +1,343 @@
+"""Ingestion benchmark: the encode limit vs ragline's real ingest flow vs LlamaIndex and Haystack.
+
+One command, from a clean clone (after `scripts/setup.sh`; the peers' venv is made on first use):
+
+    .venv/bin/python benchmarks/ingest.py                 # 1,000 SQuAD docs at 1x and 4x, with peers
+    .venv/bin/python benchmarks/ingest.py --docs 5000     # bigger corpus
+    .venv/bin/python benchmarks/ingest.py --corpus docs   # the parsing-heavy ../shared/data/docs
+
+Every measured step runs in its own process (so peak RSS is that step's own), one after the
+other in one run, and the report compares them as ratios: the machine is shared and absolute
+numbers are noisy. Model loading is excluded from every system's ingest time and reported
+separately as `startup_s`. Results go to benchmarks/results/*.json and a row in BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import common  # noqa: E402
+
+PEERS_DIR = common.REPO_ROOT / "benchmarks" / "peers"
+PEERS_PYTHON = PEERS_DIR / ".venv" / "bin" / "python"
+PEERS = {"llamaindex": PEERS_DIR / "llamaindex_ingest.py", "haystack": PEERS_DIR / "haystack_ingest.py"}
+COLLECTION = "bench"
+TOP_K = 10
+QUIET_ENV = {
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+    "TOKENIZERS_PARALLELISM": "false",
+    "PREFECT_LOGGING_LEVEL": "WARNING",
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+}
+
+
+# -- the ragline worker (runs in its own process) -----------------------------------------------
+
+
+def ragline_worker(args) -> dict:
+    """Cold ingest through the flow, the raw-encode limit on the same chunks, warm re-ingest, recall."""
+    started = time.perf_counter()
+    from flows.ingest import ingest as ingest_flow
+    from ragline import pipeline
+    from ragline.embedders import get_embedder
+    from ragline.parsing import prepare_unstructured
+    from ragline.store import close_stores, open_store
+    from settings import get_settings
+
+    settings = get_settings()
+    embedder = get_embedder(pipeline.embedder_spec(settings))
+    embedder.embed_documents(["warm-up"])
+    prepare_unstructured(settings.ingest.spacy_model)
+    startup_s = time.perf_counter() - started
+
+    with common.TreeRssSampler() as rss:
+        cold_s, summary = _timed(ingest_flow, path=args.corpus, collection=COLLECTION)
+    limit = encode_limit(args.corpus, settings, embedder) if not args.no_limit else None
+    warm_s, warm = _timed(ingest_flow, path=args.corpus, collection=COLLECTION)
+    store = open_store(settings)
+    retrieved = search_queries(args.queries_file, embedder, store) if args.queries_file else {}
+    result = {
+        "system": "ragline",
+        "docs": sum(1 for f in summary["files"]),
+        "chunks": summary["chunks"],
+        "points": store.count(COLLECTION),
+        "startup_s": round(startup_s, 2),
+        "ingest_s": round(cold_s, 2),
+        "reingest_s": round(warm_s, 3),
+        "reingest_counts": warm["counts"],
+        # The ingesting process and its parser processes together, during the cold ingest.
+        "peak_rss_mb": rss.peak_mb,
+        "limit": limit,
+        "retrieved": retrieved,
+    }
+    close_stores()
+    return result
+
+
+def _timed(fn, **kwargs):
+    started = time.perf_counter()
+    value = fn(**kwargs)
+    return time.perf_counter() - started, value
+
+
+def encode_limit(corpus: str, settings, embedder) -> dict:
+    """The raw library encode of exactly the chunks ragline made: what ingest cannot beat."""
+    from ragline.discovery import discover
+
+    i = settings.ingest
+    found = discover(corpus, i.include, i.exclude, i.max_file_mb)
+    parse_s, texts = cold_parse(found.files, settings)
+    model = getattr(embedder, "model", None)
+    started = time.perf_counter()
+    if model is not None and hasattr(model, "encode"):
+        model.encode(texts, batch_size=settings.embedding.batch_size, normalize_embeddings=True,
+                     convert_to_numpy=True, show_progress_bar=False)
+    else:
+        embedder.embed_documents(texts)
+    seconds = time.perf_counter() - started
+    return {
+        "chunks": len(texts), "encode_s": round(seconds, 2), "chunks_per_s": round(len(texts) / seconds, 2),
+        # Parsing alone, serially, in a fresh parser process (cold caches, like the flow's).
+        "parse_s": round(parse_s, 2),
+    }
+
+
+def cold_parse(files, settings) -> tuple[float, list[str]]:
+    """Parse in a new parser pool: the flow's pool caches spaCy results per text, which would
+    make a second parse of the same files look nearly free."""
+    from ragline import pipeline
+    from ragline.parse_pool import ParserPool
+
+    pool = ParserPool(pipeline.parse_options(settings), 1)
+    try:
+        pool.parse(files[0], settings.ingest.parse_timeout_s)  # start the worker outside the timing
+        started = time.perf_counter()
+        outcomes = [pool.parse(f, settings.ingest.parse_timeout_s) for f in files]
+        seconds = time.perf_counter() - started
+    finally:
+        pool.close()
+    return seconds, [chunk.text for outcome in outcomes for chunk in outcome.chunks]
+
+
+def search_queries(queries_file: str, embedder, store) -> dict[str, list[str]]:
+    import numpy as np
+
+    queries = common.read_queries(Path(queries_file))
+    vectors = embedder.embed_documents([q["text"] for q in queries])
+    retrieved = {}
+    for query, vector in zip(queries, vectors):
+        hits = store.search(COLLECTION, np.asarray(vector, dtype=np.float32), TOP_K)
+        retrieved[query["qid"]] = [hit.payload["source"] for hit in hits]
+    return retrieved
+
+
+# -- orchestration ------------------------------------------------------------------------------
+
+
+def run_ragline(corpus: Path, workdir: Path, queries_file: Path | None, tag: str, env: dict, with_limit: bool) -> dict:
+    result_path = workdir / f"ragline-{tag}.json"
+    argv = [sys.executable, __file__, "--worker", "ragline", "--corpus-dir", str(corpus), "--result", str(result_path)]
+    if queries_file:
+        argv += ["--queries-file", str(queries_file)]
+    if not with_limit:
+        argv.append("--no-limit")
+    data_env = {"RAGLINE_DATA_DIR": str(workdir / f"data-{tag}"), **env}
+    return common.run_worker(argv, env=data_env)
+
+
+def ensure_peers_env() -> None:
+    if not PEERS_PYTHON.exists() or not (PEERS_DIR / ".venv" / ".peers-installed").exists():
+        print("setting up the peers' venv (benchmarks/peers/setup.sh) ...", file=sys.stderr)
+        subprocess.run(["bash", str(PEERS_DIR / "setup.sh")], check=True)
+
+
+def run_peer(name: str, corpus: Path, workdir: Path, queries_file: Path, args) -> dict:
+    from ragline.modelrefs import resolve_model
+    from settings import get_settings
+
+    settings = get_settings()
+    model = resolve_model(settings.embedding.model)
+    result_path = workdir / f"{name}.json"
+    argv = [
+        str(PEERS_PYTHON), str(PEERS[name]), "--corpus", str(corpus), "--queries-file", str(queries_file),
+        "--model", str(model.path or model.hub_id), "--chunk-chars", str(settings.chunking.max_characters),
+        "--overlap-chars", str(settings.chunking.overlap), "--batch-size", str(settings.embedding.batch_size),
+        "--max-seq-length", str(settings.embedding.max_seq_length), "--top-k", str(TOP_K),
+        "--result", str(result_path),
+    ]
+    return common.run_worker(argv, env=QUIET_ENV)
+
+
+def start_prefect(workdir: Path) -> tuple[dict, object]:
+    """A Prefect API for the workers: PREFECT_API_URL when set, else a throwaway local server."""
+    if os.environ.get("PREFECT_API_URL"):
+        return {"PREFECT_API_URL": os.environ["PREFECT_API_URL"]}, None
+    from flows.runtime import local_api_url, start_local_server
+
+    port = _free_port()
+    process = start_local_server(workdir / "prefect", port, timeout_s=300)
+    return {"PREFECT_API_URL": local_api_url(port)}, process
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def measure(args, workdir: Path, env: dict) -> dict:
+    runs: dict = {"ragline": {}}
+    scales = [int(s) for s in args.scales.split(",") if s.strip()]
+    queries_file, queries, manifest = None, [], {}
+    for scale in scales:
+        if args.corpus == "docs":
+            corpus = common.SHARED_DOCS
+        else:
+            corpus = workdir / f"corpus-{scale}x"
+            manifest = common.build_squad_corpus(corpus, args.docs * scale)
+            if queries_file is None and args.queries:
+                queries = common.load_queries(args.queries, set(manifest.values()))
+                queries_file = workdir / "queries.json"
+                common.write_queries(queries_file, queries)
+        print(f"[{scale}x] ragline + encode limit on {corpus} ...", file=sys.stderr)
+        first = scale == scales[0]
+        # The limit and recall are measured at the first scale; larger ones measure cost growth.
+        run = run_ragline(corpus, workdir, queries_file if first else None, f"{scale}x", env, with_limit=first)
+        run["recall_at_10"] = common.recall_at_k(run.pop("retrieved"), queries, manifest) if queries else None
+        runs["ragline"][f"{scale}x"] = run
+        if args.corpus == "docs":
+            break
+    if args.peers and args.corpus == "squad":
+        ensure_peers_env()
+        corpus = workdir / f"corpus-{scales[0]}x"
+        manifest = common.load_manifest(corpus)
+        for name in PEERS:
+            print(f"[{scales[0]}x] {name} ...", file=sys.stderr)
+            run = run_peer(name, corpus, workdir, queries_file, args)
+            run["recall_at_10"] = common.recall_at_k(run.pop("retrieved"), queries, manifest)
+            runs[name] = run
+    return runs
+
+
+def ratios(runs: dict) -> dict:
+    scales = list(runs["ragline"])
+    base = runs["ragline"][scales[0]]
+    limit = base["limit"] or {}
+    out = {
+        "docs": base["docs"],
+        "ragline_docs_per_s": round(base["docs"] / base["ingest_s"], 2),
+        "ragline_chunks_per_s": round(base["chunks"] / base["ingest_s"], 2),
+        "limit_chunks_per_s": limit.get("chunks_per_s"),
+        # Same chunks, so the throughput ratio is the time ratio.
+        "ingest_vs_limit": round(limit["encode_s"] / base["ingest_s"], 3) if limit else None,
+        "reingest_share_of_cold": round(base["reingest_s"] / base["ingest_s"], 4),
+        # Serial parse time over serial encode time: with both on the same cores, the flow's best
+        # possible ingest/limit is about 1 / (1 + parse_vs_encode).
+        "parse_vs_encode": round(limit["parse_s"] / limit["encode_s"], 3) if limit else None,
+        "peak_rss_mb": {scale: runs["ragline"][scale]["peak_rss_mb"] for scale in scales},
+        "docs_per_s_by_scale": {s: round(r["docs"] / r["ingest_s"], 2) for s, r in runs["ragline"].items()},
+        "recall_at_10": {"ragline": base["recall_at_10"]},
+    }
+    for peer in PEERS:
+        if peer in runs:
+            peer_docs_per_s = runs[peer]["docs"] / runs[peer]["ingest_s"]
+            out[f"vs_{peer}"] = round(out["ragline_docs_per_s"] / peer_docs_per_s, 2)
+            out["recall_at_10"][peer] = runs[peer]["recall_at_10"]
+    return out
+
+
+def record(result: dict) -> None:
+    r = result["ratios"]
+    rss = r["peak_rss_mb"]
+    recall = r["recall_at_10"]
+    m = result["machine"]
+    v = result["versions"]
+    common.append_row(
+        "ingest-runs",
+        ["date", "commit", "machine", "versions", "command", "docs", "limit chunks/s", "ragline chunks/s",
+         "ingest/limit", "parse/encode", "re-ingest/cold", "vs LlamaIndex", "vs Haystack", "recall@10 (ragline/LI/HS)",
+         "peak RSS MB by scale"],
+        [result["date"], result["commit"], f"{m['cores']} cores {m['cpu']}, load {m['load_avg_1m']}",
+         f"torch {v.get('torch')}, st {v.get('sentence-transformers')}, prefect {v.get('prefect')}",
+         f"`{result['command']}`", str(r["docs"]), common.fmt(r["limit_chunks_per_s"], 1),
+         common.fmt(r["ragline_chunks_per_s"], 1), common.fmt(r["ingest_vs_limit"]), common.fmt(r["parse_vs_encode"]),
+         f"{r['reingest_share_of_cold'] * 100:.1f}%", common.fmt(r.get("vs_llamaindex")),
+         common.fmt(r.get("vs_haystack")),
+         " / ".join(common.fmt(recall.get(k), 3) for k in ("ragline", "llamaindex", "haystack")),
+         ", ".join(f"{s}: {mb:.0f}" for s, mb in rss.items())],
+    )
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--docs", type=int, default=1000, help="documents at 1x (SQuAD passages, repeated with variations)")
+    p.add_argument("--scales", default="1,4", help="corpus multiples to measure ragline at, e.g. 1,4,16")
+    p.add_argument("--queries", type=int, default=300, help="queries for recall@10 (0 to skip)")
+    p.add_argument("--corpus", choices=["squad", "docs"], default="squad")
+    p.add_argument("--no-peers", dest="peers", action="store_false", help="skip LlamaIndex and Haystack")
+    p.add_argument("--no-record", dest="record", action="store_false", help="do not add a row to BENCHMARKS.md")
+    p.add_argument("--out", type=Path, help="result JSON path (default benchmarks/results/ingest-<time>.json)")
+    p.add_argument("--workdir", type=Path, help="where corpora and stores go (default: a temp folder)")
+    # worker mode (internal)
+    p.add_argument("--worker", choices=["ragline"], help=argparse.SUPPRESS)
+    p.add_argument("--corpus-dir", dest="corpus_path", help=argparse.SUPPRESS)
+    p.add_argument("--queries-file", help=argparse.SUPPRESS)
+    p.add_argument("--result", help=argparse.SUPPRESS)
+    p.add_argument("--no-limit", action="store_true", help=argparse.SUPPRESS)
+    args, _ = p.parse_known_args(argv)
+    return args
+
+
+def main(argv=None) -> dict | None:
+    os.environ.update({k: v for k, v in QUIET_ENV.items() if k not in os.environ})
+    args = parse_args(argv)
+    if args.worker:
+        import json
+
+        args.corpus = args.corpus_path
+        Path(args.result).write_text(json.dumps(ragline_worker(args)))
+        return None
+    with tempfile.TemporaryDirectory(prefix="ragline-bench-") as tmp:
+        workdir = args.workdir or Path(tmp)
+        env, server = start_prefect(workdir)
+        try:
+            runs = measure(args, workdir, env)
+        finally:
+            if server is not None:
+                os.killpg(server.pid, 15)
+                server.wait(timeout=30)
+    result = {
+        "benchmark": "ingest", "date": time.strftime("%Y-%m-%d %H:%M"), "commit": common.git_commit(),
+        "command": common.command_line(), "machine": common.machine(),
+        "versions": common.versions(["ragline", "torch", "sentence-transformers", "prefect", "qdrant-edge-py",
+                                     "unstructured", "transformers"]),
+        "config": {"docs": args.docs, "scales": args.scales, "queries": args.queries, "corpus": args.corpus},
+        "runs": runs,
+    }
+    result["ratios"] = ratios(runs)
+    path = common.save_result("ingest", result, args.out)
+    if args.record:
+        record(result)
+    print(json_summary(result, path))
+    return result
+
+
+def json_summary(result: dict, path: Path) -> str:
+    import json
+
+    return json.dumps({"result": str(path), **result["ratios"]}, indent=2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,70 @@
+"""`ragline models bench`: every embedding and generation backend importable here, measured.
+
+Load time, throughput and peak memory come from a subprocess per backend (ragline.bench);
+embedder quality is the evaluate flow (real ingest + retrieval) on a small sample of the dataset,
+run with that backend selected; generator quality is answer-contains-reference on a QA sample.
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+
+from prefect import flow
+from prefect.artifacts import create_table_artifact
+
+from flows.common import artifact_key
+from flows.evaluate import evaluate
+from ragline import bench, embedders, generators
+from tasks import bench as t
+
+
+@contextmanager
+def selected_backend(variable: str, backend: str):
+    """Select a backend the way users do (an env var), for flows that read settings themselves."""
+    previous = os.environ.get(variable)
+    os.environ[variable] = backend
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop(variable, None)
+        else:
+            os.environ[variable] = previous
+
+
+@flow(name="models-bench", log_prints=False)
+def models_bench(
+    dataset_dir: str, docs: int = 60, queries: int = 200, questions: int = 20, generators_too: bool = True
+) -> list[dict]:
+    """One row per backend: the model-type comparison with measured columns."""
+    arguments = ["--dataset", dataset_dir, "--docs", str(docs), "--questions", str(questions)]
+    rows = []
+    for backend in embedders.available_backends():
+        result = t.measure_backend("embedder", backend, arguments)
+        if result.status == "measured":
+            with selected_backend("RAGLINE_EMBEDDING__BACKEND", backend):
+                report = evaluate(dataset_dir, modes=["dense"], max_docs=docs, limit_queries=queries)
+            result.metrics["ndcg@10"] = round(report["results"][0]["ndcg@10"], 4)
+        rows.append(table_row(result))
+    for backend in generators.available_backends() if generators_too else []:
+        rows.append(table_row(t.measure_backend("generator", backend, arguments)))
+    create_table_artifact(
+        key=artifact_key("models-bench", "table"),
+        table=rows,
+        description=f"Backends measured on this machine; quality on {os.path.basename(dataset_dir.rstrip('/'))}.",
+    )
+    return rows
+
+
+def table_row(result: bench.WorkerResult) -> dict:
+    model_type, strengths, weaknesses, best_use = bench.profile(result.kind, result.backend)
+    m = result.metrics
+    quality = m.get("ndcg@10", m.get("answer_contains_reference"))
+    return {
+        "kind": result.kind, "backend": result.backend, "model type": model_type, "strengths": strengths,
+        "weaknesses": weaknesses, "best use": best_use, "status": result.status if not result.reason else f"{result.status}: {result.reason}",
+        "model": m.get("model", ""), "load s": m.get("load_s"), "throughput": m.get("throughput"),
+        "unit": m.get("unit", ""), "peak MB": m.get("peak_rss_mb"),
+        "quality": quality, "quality metric": "nDCG@10" if result.kind == "embedder" else "answer contains reference",
+    }

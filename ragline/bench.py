@@ -1,0 +1,167 @@
+"""Measure model backends on this machine: load time, throughput, peak memory, quality.
+
+Each backend is measured in a fresh subprocess (`python -m ragline.bench ...`), so its peak
+resident memory is its own and a backend that crashes or lacks its packages cannot take the
+others down. Quality comes from the evaluation code: nDCG@10 of the backend on a small BEIR
+sample for embedders, and for generators the fraction of answers that contain a reference answer
+when the generator is handed the gold passage (the prompt `ragline ask` builds), which measures
+the generator alone, independent of retrieval.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+
+SKIPPED_EXIT = 3  # the worker's exit code when the backend's packages are missing
+
+# The seed's comparison of model types; the measured columns are added next to it.
+PROFILES = {
+    "sentence-transformers": ("torch (PyTorch)", "reference accuracy; any hub model; fp16 on GPU",
+                              "heavy install; slowest CPU start and most memory", "GPU servers; quality baseline"),
+    "onnx-int8": ("ONNX Runtime, int8 quantized", "smallest and fastest on CPU",
+                  "small accuracy loss; export step", "laptops, edge, high-volume CPU ingest"),
+    "onnx": ("ONNX Runtime (fp32)", "faster CPU inference than torch; light runtime",
+             "needs an exported model", "CPU servers and containers"),
+    "gguf": ("llama.cpp GGUF", "one runtime for embedding and generation; quantized",
+             "few embedding models; pooling must match the model", "all-in-one local installs"),
+    "mlx": ("Apple MLX", "uses Apple-silicon GPU and unified memory", "macOS on Apple silicon only",
+            "Macs"),
+    "llama-cpp": ("llama.cpp GGUF generator", "runs quantized LLMs on CPU, offloads to GPU",
+                  "small models answer poorly; long prompts are slow on CPU", "offline and local answering"),
+    "openai": ("OpenAI-compatible HTTP API", "no local compute; large models",
+               "network, cost, data leaves the machine", "when quality matters more than locality"),
+}
+
+
+# Registered backend names vary between installs: match a name to its family by substring.
+FAMILIES = (("int8", "onnx-int8"), ("onnx", "onnx"), ("gguf", "gguf"), ("mlx", "mlx"), ("openai", "openai"),
+            ("api", "openai"), ("sentence", "sentence-transformers"), ("torch", "sentence-transformers"))
+
+
+def profile(kind: str, backend: str) -> tuple[str, str, str, str]:
+    """The descriptive columns (model type, strengths, weaknesses, best use) for a backend."""
+    if "llama" in backend:
+        return PROFILES["llama-cpp" if kind == "generator" else "gguf"]
+    for needle, family in FAMILIES:
+        if needle in backend:
+            return PROFILES[family]
+    return (backend, "-", "-", "-")
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+@dataclass
+class WorkerResult:
+    kind: str
+    backend: str
+    status: str  # "measured", "skipped" or "failed"
+    metrics: dict
+    reason: str = ""
+
+
+def run_worker(kind: str, backend: str, arguments: list[str], timeout_s: float = 900) -> WorkerResult:
+    """Measure one backend in a subprocess; its last stdout line is the JSON result."""
+    command = [sys.executable, "-m", "ragline.bench", kind, backend, *arguments]
+    env = {**os.environ, "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1")}
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout_s, env=env)
+    except subprocess.TimeoutExpired:
+        return WorkerResult(kind, backend, "failed", {}, f"timed out after {timeout_s:.0f} s")
+    lines = done.stdout.strip().splitlines()
+    if done.returncode == SKIPPED_EXIT:
+        return WorkerResult(kind, backend, "skipped", {}, lines[-1] if lines else "dependencies missing")
+    if done.returncode != 0 or not lines:
+        tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        return WorkerResult(kind, backend, "failed", {}, f"exit {done.returncode}: {tail[:300]}")
+    return WorkerResult(kind, backend, "measured", json.loads(lines[-1]))
+
+
+# -- inside the worker process ------------------------------------------------------------------
+
+
+def measure_embedder(backend: str, settings, texts: list[str]) -> dict:
+    from ragline import pipeline
+    from ragline.embedders import EmbedderSpec, get_embedder
+
+    spec = EmbedderSpec(**{**pipeline.embedder_spec(settings).__dict__, "backend": backend})
+    started = time.perf_counter()
+    embedder = get_embedder(spec)
+    embedder.embed_documents(texts[:2])  # first call pays one-time setup; count it as loading
+    load_s = time.perf_counter() - started
+    started = time.perf_counter()
+    embedder.embed_documents(texts)
+    seconds = time.perf_counter() - started
+    return {"model": embedder.name, "load_s": round(load_s, 2),
+            "throughput": round(len(texts) / seconds, 1), "unit": "passages/s", "peak_rss_mb": round(peak_rss_mb())}
+
+
+def measure_generator(backend: str, settings, items, corpus: dict[str, tuple[str, str]]) -> dict:
+    from ragline import pipeline
+    from ragline.evaluation import contains_reference
+    from ragline.generators import GeneratorSpec, get_generator
+    from ragline.records import Hit
+
+    spec = GeneratorSpec(**{**pipeline.generator_spec(settings).__dict__, "backend": backend})
+    started = time.perf_counter()
+    generator = get_generator(spec)
+    load_s = time.perf_counter() - started
+    tokens = seconds = correct = 0
+    for item in items:
+        title, text = corpus[item.gold[0]]
+        hit = Hit(item.gold[0], 1.0, {"source": item.gold[0], "page": None, "text": f"{title}\n{text}"})
+        started = time.perf_counter()
+        answer = pipeline.generate_answer(item.question, [hit], generator, settings)
+        seconds += time.perf_counter() - started
+        tokens += generator.count_tokens(answer.answer)
+        correct += contains_reference(answer.answer, item.answers)
+    return {"model": generator.name, "load_s": round(load_s, 2), "throughput": round(tokens / seconds, 1),
+            "unit": "tokens/s", "peak_rss_mb": round(peak_rss_mb()),
+            "answer_contains_reference": round(correct / len(items), 4), "questions": len(items)}
+
+
+def worker_main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m ragline.bench")
+    parser.add_argument("kind", choices=["embedder", "generator"])
+    parser.add_argument("backend")
+    parser.add_argument("--dataset", required=True)
+    parser.add_argument("--docs", type=int, default=60)
+    parser.add_argument("--questions", type=int, default=20)
+    args = parser.parse_args(argv)
+
+    from ragline.embedders import MissingDependencyError
+    from ragline.evaluation import load_beir
+    from settings import get_settings
+
+    settings = get_settings()
+    section_name = "embedding" if args.kind == "embedder" else "generation"
+    if "openai" in args.backend and not getattr(settings, section_name).api_base:
+        print(f"{args.backend}: no endpoint configured (set {section_name}.api_base to measure it)")
+        return SKIPPED_EXIT
+    dataset = load_beir(args.dataset)
+    try:
+        if args.kind == "embedder":
+            texts = [f"{t}\n{x}" for t, x in list(dataset.corpus.values())[: args.docs]]
+            result = measure_embedder(args.backend, settings, texts)
+        else:
+            from ragline.qa_sample import SQUAD_QA_SAMPLE
+
+            items = [i for i in SQUAD_QA_SAMPLE if i.gold[0] in dataset.corpus][: args.questions]
+            result = measure_generator(args.backend, settings, items, dataset.corpus)
+    except (MissingDependencyError, ImportError) as exc:
+        print(f"{args.backend}: {exc}")
+        return SKIPPED_EXIT
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(worker_main(sys.argv[1:]))

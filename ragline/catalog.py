@@ -1,0 +1,84 @@
+"""The model catalog (ragline/catalog.toml) as typed entries."""
+
+from __future__ import annotations
+
+import functools
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+CATALOG_PATH = Path(__file__).with_name("catalog.toml")
+Format = Literal["hf", "mlx", "gguf", "onnx", "api"]
+Purpose = Literal["embedding", "instruct"]
+
+# The backend that runs each (purpose, format); hf embeddings run on sentence-transformers.
+BACKENDS: dict[tuple[str, str], str] = {
+    ("embedding", "hf"): "sentence-transformers",
+    ("embedding", "onnx"): "onnx-int8",
+    ("embedding", "gguf"): "gguf",
+    ("embedding", "mlx"): "mlx",
+    ("embedding", "api"): "openai",
+    ("instruct", "hf"): "transformers",  # no ragline backend yet: serve it with vLLM/TGI + `openai`
+    ("instruct", "gguf"): "llama-cpp",
+    ("instruct", "mlx"): "mlx-lm",
+    ("instruct", "api"): "openai",
+}
+
+
+@dataclass(frozen=True)
+class CatalogModel:
+    key: str
+    family: str
+    purpose: Purpose
+    format: Format
+    quantization: str
+    params_b: float
+    memory_gb: float
+    context: int
+    source: str
+    quality: int
+    verified: str
+    dims: int | None = None
+    file: str | None = None
+    hub_id: str | None = None
+    offline: bool = False
+
+    @property
+    def backend(self) -> str:
+        return BACKENDS[(self.purpose, self.format)]
+
+    @property
+    def quantized(self) -> bool:
+        return self.quantization not in ("fp32", "fp16", "bf16", "n/a")
+
+    @property
+    def model_ref(self) -> str:
+        """What to put in `embedding.model` / `generation.model` to use this entry."""
+        if self.source.startswith("package:"):
+            return self.source.removeprefix("package:")
+        if self.source.startswith("api:"):
+            return self.source.rpartition("/")[2]
+        return f"{self.source}/{self.file}" if self.file else self.source
+
+
+class CatalogError(ValueError):
+    """The catalog file is malformed; the message names the entry and the field."""
+
+
+@functools.lru_cache(maxsize=4)
+def load_catalog(path: Path = CATALOG_PATH) -> tuple[CatalogModel, ...]:
+    data = tomllib.loads(Path(path).read_text())
+    models = []
+    for index, entry in enumerate(data.get("models", [])):
+        try:
+            model = CatalogModel(**entry)
+        except TypeError as exc:
+            raise CatalogError(f"{path}: model #{index + 1} ({entry.get('key', '?')}): {exc}") from exc
+        if (model.purpose, model.format) not in BACKENDS:
+            raise CatalogError(f"{path}: {model.key}: no backend runs {model.purpose} models in {model.format}")
+        models.append(model)
+    keys = [m.key for m in models]
+    if len(set(keys)) != len(keys):
+        raise CatalogError(f"{path}: duplicate keys: {sorted({k for k in keys if keys.count(k) > 1})}")
+    return tuple(models)

@@ -1,0 +1,158 @@
+"""`ragline deploy`, `ragline serve`, and routing CLI work to a running `ragline serve`.
+
+Registered on the main app in ragline/cli.py. Prefect is imported inside the commands only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+
+from ragline.ownership import StoreBusyError, claim, current_owner, owns_embedded_store
+
+console = Console(stderr=True)
+out = Console()
+REMOTE_TIMEOUT_S = 600.0
+INGEST_TIMEOUT_S = 6 * 3600.0
+
+
+def fail(message: str) -> None:
+    console.print(f"[bold red]error:[/] {message}")
+    raise typer.Exit(code=1)
+
+
+def _settings():
+    from settings import get_settings
+
+    try:
+        return get_settings()
+    except Exception as exc:  # pydantic validation errors name the bad setting
+        fail(f"invalid settings: {exc}")
+
+
+def _connect(settings) -> str:
+    from flows.runtime import ensure_prefect_api
+
+    try:
+        return ensure_prefect_api(settings)
+    except RuntimeError as exc:
+        fail(str(exc))
+
+
+def deploy() -> None:
+    """Register the ingest (cron from settings) and ask deployments on a process work pool."""
+    settings = _settings()
+    api_url = _connect(settings)
+    from flows.deployments import deploy_to_work_pool
+
+    if owns_embedded_store(settings):
+        console.print(
+            "[yellow]note:[/] the embedded store allows one process at a time; a process worker runs "
+            "each flow run in its own process, so run one worker with no `ragline serve` on this "
+            "data dir, or use a Qdrant server (store.kind = \"qdrant\")."
+        )
+    try:
+        ids = asyncio.run(deploy_to_work_pool(settings))
+    except (ValueError, RuntimeError) as exc:
+        fail(str(exc))
+    d = settings.deployments
+    for name, deployment_id in ids.items():
+        out.print(f"{name}  {deployment_id}")
+    out.print(f"\ningest schedule: {d.ingest_cron} ({d.timezone}), path {d.ingest_path}")
+    out.print(f"Start a worker:  prefect worker start --pool {d.work_pool}   (PREFECT_API_URL={api_url})")
+
+
+def serve() -> None:
+    """Run the flows, their schedules and the low-latency query worker in this process."""
+    settings = _settings()
+    api_url = _connect(settings)
+    try:
+        lock = claim(settings, api_url) if owns_embedded_store(settings) else None
+    except StoreBusyError as exc:
+        fail(str(exc))
+    try:
+        warm_up(settings)
+        asyncio.run(_serve_until_signal(settings, api_url))
+    finally:
+        if lock is not None:
+            lock.release()
+        from ragline.store import close_stores
+
+        close_stores()
+
+
+def warm_up(settings) -> None:
+    """Load both models and open the store now, so the first query pays nothing extra."""
+    from ragline import pipeline
+    from ragline.embedders import get_embedder
+    from ragline.generators import get_generator
+    from ragline.store import open_store
+
+    with console.status("loading models and opening the store..."):
+        get_embedder(pipeline.embedder_spec(settings))
+        get_generator(pipeline.generator_spec(settings))
+        try:
+            open_store(settings).count(settings.store.collection)
+        except Exception as exc:  # e.g. the WAL lock of a one-shot `ragline ingest` still running
+            fail(f"could not open the store at {settings.store_path}: {exc}. Is another ragline "
+                 "command using it? Wait for it to finish, then start `ragline serve` again.")
+
+
+async def _serve_until_signal(settings, api_url: str) -> None:
+    from flows.serve import serve_forever
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+
+    def ready(flows_by_id) -> None:
+        d = settings.deployments
+        console.print(f"[bold green]serving[/] {len(flows_by_id)} deployments on {api_url} "
+                      f"(ingest cron {d.ingest_cron}); query worker ready. Ctrl-C stops.")
+        console.print(f"Prefect UI: {api_url.removesuffix('/api')}")
+
+    await serve_forever(settings, stop, ready=ready)
+
+
+def served_elsewhere(settings) -> bool:
+    """True when a `ragline serve` process owns this data dir's embedded store."""
+    return current_owner(settings) is not None
+
+
+def route_ask(settings, params: dict[str, Any], via_deployment: bool) -> dict:
+    """Answer through Prefect: the `ask` deployment, or the running query worker (faster)."""
+    from flows.client import RemoteRunError, run_deployment_for_result
+    from flows.deployments import ask_deployment_name
+
+    try:
+        if via_deployment:
+            return run_deployment_for_result(ask_deployment_name(settings), params, REMOTE_TIMEOUT_S)
+        from flows.worker import ask_via_worker
+
+        return ask_via_worker(REMOTE_TIMEOUT_S, **params)
+    except (RemoteRunError, TimeoutError) as exc:
+        fail(str(exc))
+    except Exception as exc:  # the flow's own error, re-raised from its persisted state
+        fail(f"the remote query failed: {exc}")
+
+
+def route_ingest(settings, path: str, collection: str | None, prune: bool) -> dict | None:
+    """When `ragline serve` owns the store, run the ingest deployment there; else None."""
+    if not served_elsewhere(settings):
+        return None
+    from flows.client import RemoteRunError, run_deployment_for_result
+    from flows.deployments import ingest_deployment_name
+
+    name = ingest_deployment_name(settings, collection)
+    console.print(f"`ragline serve` owns the store: running the {name} deployment there.")
+    params = {"path": str(Path(path).resolve()), "collection": collection or settings.store.collection, "prune": prune}
+    try:
+        return run_deployment_for_result(name, params, INGEST_TIMEOUT_S)
+    except RemoteRunError as exc:
+        fail(str(exc))

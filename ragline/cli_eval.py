@@ -1,0 +1,134 @@
+"""`ragline eval` and `ragline eval-answers`: measure retrieval and answers on a dataset.
+
+Self-contained (no import of ragline.cli): ragline.cli registers these commands, and importing it
+back from here would run it twice when started as `python -m ragline.cli`.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+# soft_wrap: an error stays one line, however narrow the terminal.
+console = Console(stderr=True, soft_wrap=True)
+out = Console()
+METRICS = ("ndcg@10", "recall@10", "recall@100", "mrr@10")
+MODES = ("dense", "sparse", "hybrid")
+
+
+def fail(message: str) -> None:
+    console.print(f"[bold red]error:[/] {message}")
+    raise typer.Exit(code=1)
+
+
+def prepare(dataset_dir: str):
+    """Settings and a Prefect API, or a one-line error the user can act on."""
+    from flows.runtime import ensure_prefect_api
+    from settings import get_settings
+
+    from ragline.evaluation import DatasetError, beir_paths
+
+    if not Path(dataset_dir).expanduser().is_dir():
+        fail(f"{dataset_dir} is not a folder: pass a BEIR dataset folder (corpus.jsonl, queries.jsonl, qrels/test.tsv)")
+    try:
+        beir_paths(dataset_dir)
+    except DatasetError as exc:
+        fail(str(exc))
+    try:
+        settings = get_settings()
+        ensure_prefect_api(settings)
+    except (RuntimeError, ValueError) as exc:
+        fail(str(exc))
+    return settings
+
+
+def run_flow(flow_fn, **params):
+    from ragline.evaluation import DatasetError
+    from ragline.store import EmbedderMismatchError
+
+    try:
+        with console.status(f"running {flow_fn.name} (ingest, then queries)..."):
+            return flow_fn(**params)
+    except (DatasetError, EmbedderMismatchError, LookupError, ValueError, FileNotFoundError) as exc:
+        fail(str(exc).strip("'\""))
+
+
+def eval_command(
+    dataset_dir: str = typer.Argument(..., help="BEIR dataset folder: corpus.jsonl, queries.jsonl, qrels/test.tsv."),
+    mode: list[str] = typer.Option([], "--mode", help="dense, sparse or hybrid (repeatable; default: retrieval.mode)."),
+    limit_queries: Optional[int] = typer.Option(None, "--limit-queries", min=1, help="Use only the first N queries."),
+    max_docs: Optional[int] = typer.Option(None, "--max-docs", min=1, help="Use only the first N documents and their queries."),
+    baseline: bool = typer.Option(False, "--baseline", help="Also rank whole passages embedded directly (no chunking)."),
+    json_output: bool = typer.Option(False, "--json", help="Print the metrics as JSON (last line: the first mode)."),
+) -> None:
+    """Ingest DATASET_DIR into a throwaway collection and report nDCG@10, Recall@10/100, MRR@10."""
+    bad = [m for m in mode if m not in MODES]
+    if bad:
+        fail(f"unknown --mode {', '.join(bad)}: use {', '.join(MODES)}")
+    settings = prepare(dataset_dir)
+    from flows.evaluate import evaluate
+
+    report = run_flow(
+        evaluate, dataset_dir=dataset_dir, modes=mode or None, limit_queries=limit_queries,
+        max_docs=max_docs, direct_baseline=baseline,
+    )
+    print_report(report, settings, console if json_output else out)
+    if json_output:
+        # Extra rows first: the last line is the summary of the requested (first) mode.
+        lines = [summary_line(report, row) for row in report["results"]]
+        sys.stdout.write("\n".join(lines[1:] + lines[:1]) + "\n")
+
+
+def summary_line(report: dict, row: dict) -> str:
+    summary = {name: round(row[name], 4) for name in METRICS}
+    summary.update(queries=report["queries"], docs=report["docs"], retrieval=row["retrieval"], embedder=report["embedder"])
+    return json.dumps(summary)
+
+
+def print_report(report: dict, settings, target: Console) -> None:
+    table = Table(title=f"{report['dataset']}: {report['queries']} queries, {report['docs']} docs, {report['chunks']} chunks")
+    for column in ("retrieval", *METRICS, "seconds"):
+        table.add_column(column, justify="left" if column == "retrieval" else "right")
+    for row in report["results"]:
+        table.add_row(row["retrieval"], *(f"{row[name]:.4f}" for name in METRICS), f"{row['seconds']:.1f}")
+    r = settings.retrieval
+    target.print(table)
+    target.print(f"embedder {report['embedder']}; hybrid fusion {r.fusion} (rrf_k {r.rrf_k}, {r.candidates} candidates)")
+
+
+def eval_answers_command(
+    corpus_dir: str = typer.Argument(..., help="BEIR dataset folder whose corpus.jsonl holds the passages."),
+    qa_file: str = typer.Argument(..., help="QA set: JSONL {question, answers, gold} or SQuAD-format JSON."),
+    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Use only the first N questions."),
+    max_docs: Optional[int] = typer.Option(None, "--max-docs", min=1, help="Ingest only the first N passages."),
+    json_output: bool = typer.Option(False, "--json", help="Print the scores as JSON."),
+) -> None:
+    """Answer each question with the real query flow; score answers and citations."""
+    prepare(corpus_dir)
+    from flows.evaluate import evaluate_answers
+
+    report = run_flow(evaluate_answers, corpus_dir=corpus_dir, qa_file=qa_file, limit=limit, max_docs=max_docs)
+    if json_output:
+        sys.stdout.write(json.dumps(report) + "\n")
+        return
+    out.print(
+        f"{report['questions']} questions: {report['answer_contains_reference']:.1%} of answers contain a "
+        f"reference answer; {report['citations_include_gold']:.1%} cite the gold passage "
+        f"(generator {report['generator']}, retrieval {report['retrieval']})."
+    )
+
+
+def register(app: typer.Typer) -> None:
+    """Add `eval`, `eval-answers` and `models bench` (on the models sub-app) to the CLI."""
+    from ragline.cli_bench import bench_command
+    from ragline.cli_models import models_app
+
+    app.command("eval")(eval_command)
+    app.command("eval-answers")(eval_answers_command)
+    models_app.command("bench")(bench_command)

@@ -1,0 +1,106 @@
+"""`ragline models ...`: the hardware-aware recommendation and the model catalog."""
+
+from __future__ import annotations
+
+import json
+from enum import Enum
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+models_app = typer.Typer(help="Model selection: what runs best on this hardware, and the catalog.", no_args_is_help=True)
+out = Console()
+# Piped output (CI logs, tests) gets no 80-column wrap: model IDs are long.
+wide = Console(width=None if out.is_terminal else 220, soft_wrap=True)
+
+
+class Purpose(str, Enum):
+    rag = "rag"
+    chat = "chat"
+    search = "search"
+
+
+class Priority(str, Enum):
+    auto = "auto"
+    accuracy = "accuracy"
+    efficiency = "efficiency"
+    offline = "offline"
+
+
+def _load_settings():
+    from settings import get_settings
+
+    try:
+        return get_settings()
+    except Exception as exc:  # pydantic names the bad setting
+        out.print(f"[bold red]error:[/] invalid settings: {exc}")
+        raise typer.Exit(code=1)
+
+
+def configured_backends(settings, decision) -> dict:
+    """What `auto` resolves to for the models the settings name (the same function ingest/ask use)."""
+    from ragline.selection import backend_for
+
+    rows = {}
+    for role, section in (("embedding", settings.embedding), ("instruct", settings.generation)):
+        api_base = section.api_base
+        backend = section.backend
+        if backend == "auto":
+            backend = backend_for(section.model, role, api_base, decision)
+        rows[role] = {"model": section.model, "setting": section.backend, "backend": backend}
+    return rows
+
+
+@models_app.command("recommend")
+def recommend_command(
+    purpose: Purpose = typer.Option(Purpose.rag, help="rag: embedder + instruct model; chat: instruct; search: embedder."),
+    priority: Priority = typer.Option(None, help="accuracy | efficiency | offline (default: selection.priority)."),
+    json_output: bool = typer.Option(False, "--json", help="Print the decision as JSON."),
+) -> None:
+    """Pick models for PURPOSE on this hardware (see [hardware] settings to describe another machine)."""
+    from ragline.selection import decision_from_settings
+
+    settings = _load_settings()
+    decision = decision_from_settings(settings, purpose.value, priority.value if priority else None)
+    configured = configured_backends(settings, decision)
+    if json_output:
+        print(json.dumps({**decision.to_dict(), "configured": configured}, indent=2))
+        return
+    wide.print(decision.render(), highlight=False, markup=False)
+    wide.print("\n[bold]Picks[/]")
+    for pick in decision.picks:
+        if pick.model:
+            m = pick.model
+            line = f"  {pick.role:9} {m.model_ref}  ({m.format} {m.quantization}, {m.memory_gb:.1f} GB, backend {m.backend})"
+        else:
+            line = f"  {pick.role:9} none: {pick.reason}"
+        wide.print(line, highlight=False, markup=False)
+    wide.print(f"  memory    {decision.used_gb:.1f} GB of {decision.budget_gb:.1f} GB budget", highlight=False)
+    wide.print("\n[bold]With your settings[/] (backend = auto uses this decision)")
+    for role, row in configured.items():
+        line = f"  {role:9} {row['model']} -> backend {row['backend']} (setting: {row['setting']})"
+        wide.print(line, highlight=False, markup=False)
+
+
+@models_app.command("list")
+def list_command(json_output: bool = typer.Option(False, "--json", help="Print the catalog as JSON.")) -> None:
+    """Print the model catalog (ragline/catalog.toml)."""
+    from dataclasses import asdict
+
+    from ragline.catalog import load_catalog
+
+    catalog = load_catalog()
+    if json_output:
+        print(json.dumps([asdict(m) | {"backend": m.backend, "model_ref": m.model_ref} for m in catalog], indent=2))
+        return
+    table = Table(title="ragline model catalog")
+    for column in ("key", "purpose", "format", "quant", "params", "memory", "context", "dims", "backend", "source"):
+        table.add_column(column)
+    for m in catalog:
+        table.add_row(
+            m.key, m.purpose, m.format, m.quantization, f"{m.params_b:g}B" if m.params_b else "-",
+            f"{m.memory_gb:.1f} GB" if m.memory_gb else "-", str(m.context), str(m.dims or "-"),
+            m.backend, m.model_ref,
+        )
+    wide.print(table)

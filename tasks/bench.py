@@ -1,0 +1,13 @@
+"""Prefect task wrappers for `ragline models bench`: one task per backend measured."""
+
+from __future__ import annotations
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from ragline import bench
+
+
+@task(name="measure-backend", cache_policy=NO_CACHE)
+def measure_backend(kind: str, backend: str, arguments: list[str]) -> bench.WorkerResult:
+    return bench.run_worker(kind, backend, arguments)

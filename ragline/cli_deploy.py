@@ -13,6 +13,7 @@ from typing import Any
 import typer
 from rich.console import Console
 
+from ragline.cli_common import connect_prefect, fail, load_settings
 from ragline.ownership import StoreBusyError, claim, current_owner, owns_embedded_store
 
 console = Console(stderr=True)
@@ -21,33 +22,10 @@ REMOTE_TIMEOUT_S = 600.0
 INGEST_TIMEOUT_S = 6 * 3600.0
 
 
-def fail(message: str) -> None:
-    console.print(f"[bold red]error:[/] {message}")
-    raise typer.Exit(code=1)
-
-
-def _settings():
-    from settings import get_settings
-
-    try:
-        return get_settings()
-    except Exception as exc:  # pydantic validation errors name the bad setting
-        fail(f"invalid settings: {exc}")
-
-
-def _connect(settings) -> str:
-    from flows.runtime import ensure_prefect_api
-
-    try:
-        return ensure_prefect_api(settings)
-    except RuntimeError as exc:
-        fail(str(exc))
-
-
 def deploy() -> None:
     """Register the ingest (cron from settings) and ask deployments on a process work pool."""
-    settings = _settings()
-    api_url = _connect(settings)
+    settings = load_settings()
+    api_url = connect_prefect(settings)
     from flows.deployments import deploy_to_work_pool
 
     if owns_embedded_store(settings):
@@ -69,8 +47,8 @@ def deploy() -> None:
 
 def serve() -> None:
     """Run the flows, their schedules and the low-latency query worker in this process."""
-    settings = _settings()
-    api_url = _connect(settings)
+    settings = load_settings()
+    api_url = connect_prefect(settings)
     try:
         lock = claim(settings, api_url) if owns_embedded_store(settings) else None
     except StoreBusyError as exc:
@@ -142,7 +120,7 @@ def route_ask(settings, params: dict[str, Any], via_deployment: bool) -> dict:
         fail(f"the remote query failed: {exc}")
 
 
-def route_ingest(settings, path: str, collection: str | None, prune: bool) -> dict | None:
+def route_ingest(settings, path: str, collection: str | None, prune: bool, reembed: bool = False) -> dict | None:
     """When `ragline serve` owns the store, run the ingest deployment there; else None."""
     if not served_elsewhere(settings):
         return None
@@ -151,7 +129,12 @@ def route_ingest(settings, path: str, collection: str | None, prune: bool) -> di
 
     name = ingest_deployment_name(settings, collection)
     console.print(f"`ragline serve` owns the store: running the {name} deployment there.")
-    params = {"path": str(Path(path).resolve()), "collection": collection or settings.store.collection, "prune": prune}
+    params = {
+        "path": str(Path(path).resolve()),
+        "collection": collection or settings.store.collection,
+        "prune": prune,
+        "reembed": reembed,
+    }
     try:
         return run_deployment_for_result(name, params, INGEST_TIMEOUT_S)
     except RemoteRunError as exc:

@@ -15,16 +15,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from ragline.cli_common import fail
+
 # soft_wrap: an error stays one line, however narrow the terminal.
 console = Console(stderr=True, soft_wrap=True)
 out = Console()
 METRICS = ("ndcg@10", "recall@10", "recall@100", "mrr@10")
 MODES = ("dense", "sparse", "hybrid")
-
-
-def fail(message: str) -> None:
-    console.print(f"[bold red]error:[/] {message}")
-    raise typer.Exit(code=1)
 
 
 def prepare(dataset_dir: str):

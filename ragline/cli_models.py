@@ -9,6 +9,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from ragline.cli_common import load_settings
+
 models_app = typer.Typer(help="Model selection: what runs best on this hardware, and the catalog.", no_args_is_help=True)
 out = Console()
 # Piped output (CI logs, tests) gets no 80-column wrap: model IDs are long.
@@ -28,19 +30,15 @@ class Priority(str, Enum):
     offline = "offline"
 
 
-def _load_settings():
-    from settings import get_settings
+def configured_backends(settings) -> dict:
+    """What `auto` resolves to for the models the settings name (the same functions ingest/ask use).
 
-    try:
-        return get_settings()
-    except Exception as exc:  # pydantic names the bad setting
-        out.print(f"[bold red]error:[/] invalid settings: {exc}")
-        raise typer.Exit(code=1)
+    `auto` decides on the machine as if idle (ragline.selection.stable_decision), so the line it
+    prints does not change with momentary free memory.
+    """
+    from ragline.selection import backend_for, stable_decision
 
-
-def configured_backends(settings, decision) -> dict:
-    """What `auto` resolves to for the models the settings name (the same function ingest/ask use)."""
-    from ragline.selection import backend_for
+    decision = stable_decision(settings)
 
     rows = {}
     for role, section in (("embedding", settings.embedding), ("instruct", settings.generation)):
@@ -61,9 +59,9 @@ def recommend_command(
     """Pick models for PURPOSE on this hardware (see [hardware] settings to describe another machine)."""
     from ragline.selection import decision_from_settings
 
-    settings = _load_settings()
+    settings = load_settings()
     decision = decision_from_settings(settings, purpose.value, priority.value if priority else None)
-    configured = configured_backends(settings, decision)
+    configured = configured_backends(settings)
     if json_output:
         print(json.dumps({**decision.to_dict(), "configured": configured}, indent=2))
         return

@@ -32,6 +32,9 @@ UNSUPPORTED_HINTS = {
 }
 
 
+EMAIL_SUFFIXES = (".eml", ".msg")
+
+
 class ParseError(Exception):
     """A document that cannot be partitioned; the message is the reason shown to users.
 
@@ -82,7 +85,13 @@ def partition_file(path: str, strategy: str = "fast", spacy_model: str = "en_cor
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return partition(filename=path, strategy=strategy, languages=["eng"])
+            try:
+                return partition(filename=path, strategy=strategy, languages=["eng"])
+            except ValueError as exc:
+                # An email with an image attachment fails whole without OCR: keep its text.
+                if "image files" not in str(exc) or not path.lower().endswith(EMAIL_SUFFIXES):
+                    raise
+                return partition(filename=path, strategy=strategy, languages=["eng"], process_attachments=False)
     except FileNotFoundError as exc:
         if not os.path.exists(path):
             raise ParseError("file disappeared before it could be parsed", transient=True) from exc

@@ -9,7 +9,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 from ragline.catalog import BACKENDS, CatalogModel, load_catalog
 from ragline.hardware import Hardware
@@ -267,11 +267,28 @@ def _settings():
     return get_settings()
 
 
+def stable_decision(settings) -> Decision:
+    """The decision for this machine as if idle (all RAM and GPU memory free).
+
+    `auto` must resolve the same way in every process: a collection records the embedding
+    backend that built it, and a pick that followed momentary free memory would flip between
+    runs and make the next ingest or query refuse the collection.
+    """
+    from ragline.hardware import Gpu, hardware_from_settings
+
+    hw = hardware_from_settings(settings)
+    idle = replace(
+        hw,
+        available_ram_gb=hw.ram_gb,
+        gpus=tuple(Gpu(g.name, g.memory_gb, g.memory_gb) for g in hw.gpus),
+    )
+    chosen = getattr(getattr(settings, "selection", None), "priority", "auto")
+    return recommend("rag", chosen, idle)
+
+
 def auto_embedding_backend(spec) -> str:
-    decision = decision_from_settings(_settings(), purpose="rag")
-    return backend_for(spec.model, "embedding", spec.api_base, decision)
+    return backend_for(spec.model, "embedding", spec.api_base, stable_decision(_settings()))
 
 
 def auto_generation_backend(spec) -> str:
-    decision = decision_from_settings(_settings(), purpose="rag")
-    return backend_for(spec.model, "instruct", spec.api_base, decision)
+    return backend_for(spec.model, "instruct", spec.api_base, stable_decision(_settings()))

@@ -114,6 +114,12 @@ def test_wrong_or_missing_extension_and_include_directive(folder):
     assert not [t for t in texts_of("README-w-include.org") if "wombat" in t]
 
 
+def test_email_with_an_image_attachment_keeps_its_text(folder):
+    add_shared(folder, "eml/email-with-image.eml")
+    check(run_ingest(folder), {"eml/email-with-image.eml": ("ingested", None)})
+    assert any("logo is attached" in t for t in texts_of("eml/email-with-image.eml"))
+
+
 def test_archive_is_reported_as_unsupported(folder):
     add_shared(folder, "simple.zip")
     check(run_ingest(folder), {"simple.zip": ("failed", "unsupported file type")})

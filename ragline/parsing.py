@@ -27,6 +27,8 @@ UNSUPPORTED_HINTS = {
     "libreoffice-core) or save the file as .docx/.pptx",
     "partition_image": "image files need OCR (pip install 'unstructured[image]' and tesseract); "
     "not installed",
+    "not available for image files": "image files need OCR, which the fast strategy does not do: "
+    "install 'unstructured[image]' and tesseract and set ingest.strategy = 'hi_res'",
     "unstructured_inference": "this strategy needs 'unstructured[pdf]' with layout models; use "
     "ingest.strategy = 'fast'",
 }

@@ -34,7 +34,8 @@ EXPECTED_UNUSABLE = {
 # Malformed but recoverable, or text-less for the fast (non-OCR) PDF strategy: either outcome is
 # acceptable as long as it is reported with a reason when no chunks come out.
 MAY_BE_EMPTY = {"pdf/failure-after-repair.pdf", "pdf/invalid-pdf-structure-pdfminer-one-page.pdf",
-                "pdf/pdf-with-ocr-text.pdf", "pdf/DA-1p.pdf", "pdf/chevron-page.pdf"}
+                "pdf/pdf-with-ocr-text.pdf", "pdf/DA-1p.pdf", "pdf/chevron-page.pdf",
+                "pdf/single_table.pdf"}
 
 QUESTIONS = [
     ("How many bottles of water, blankets and laptops were delivered?", ("pdf/fake-memo",)),

@@ -9,11 +9,14 @@ come from onnxruntime's `quantize_dynamic`. The export runs once and is cached n
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import logging
 import os
 import tempfile
 import threading
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -90,12 +93,25 @@ def quantize_int8(fp32_path: Path, target: Path) -> Path:
 def ensure_onnx_model(model_dir: Path, int8: bool) -> Path:
     cache = onnx_cache_dir(model_dir)
     fp32, quantized = cache / "model.onnx", cache / "model_qint8_per_channel.onnx"
-    with _export_lock:
+    # The one-time export prints tracer and quantizer advice meant for model authors, not users.
+    with _export_lock, warnings.catch_warnings(), _quiet_root_logger():
+        warnings.simplefilter("ignore")
         if not fp32.exists():
             export_fp32(model_dir, fp32)
         if int8 and not quantized.exists():
             quantize_int8(fp32, quantized)
     return quantized if int8 else fp32
+
+
+@contextlib.contextmanager
+def _quiet_root_logger():
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        root.setLevel(level)
 
 
 def pooling_mode(model_dir: Path) -> str:

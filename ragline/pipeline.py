@@ -41,6 +41,7 @@ def generator_spec(settings) -> GeneratorSpec:
         n_gpu_layers=g.n_gpu_layers,
         api_base=g.api_base,
         api_key=g.api_key.get_secret_value() if g.api_key else None,
+        repeat_penalty=g.repeat_penalty,
     )
 
 

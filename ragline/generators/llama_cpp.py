@@ -36,6 +36,7 @@ class LlamaCppGenerator:
                 self.llm = Llama.from_pretrained(repo_id=location.hub_id, filename="*Q4_K_M.gguf", **common)
         self.name = f"llama-cpp:{spec.model}"
         self.context_window = spec.context_window
+        self.repeat_penalty = spec.repeat_penalty
         # A llama.cpp context is not safe to share between threads.
         self._lock = threading.Lock()
 
@@ -48,7 +49,11 @@ class LlamaCppGenerator:
     def stream(self, messages: list[Message], max_tokens: int, temperature: float) -> Iterator[str]:
         with self._lock:
             for part in self.llm.create_chat_completion(
-                messages=messages, max_tokens=max_tokens, temperature=temperature, stream=True
+                messages=messages,
+                max_tokens=max_tokens,
+                temperature=temperature,
+                repeat_penalty=self.repeat_penalty,
+                stream=True,
             ):
                 delta = part["choices"][0]["delta"].get("content")
                 if delta:

@@ -102,9 +102,6 @@ class FlakyStore:
         self._maybe_fail("upsert")
         return self.store.upsert(collection, chunks, vectors, root, sparse)
 
-    def document_hashes(self, collection, root):
-        return self.store.document_hashes(collection, root)
-
     def delete_document(self, collection, source, root, keep_hash=None):
         return self.store.delete_document(collection, source, root, keep_hash)
 

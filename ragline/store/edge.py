@@ -30,7 +30,6 @@ from ragline.store.edge_sync import EdgeSyncMixin
 
 DENSE = "dense"
 SPARSE = "sparse"
-SCROLL_PAGE = 1000
 
 
 class EdgeStore(EdgeSyncMixin):
@@ -111,28 +110,6 @@ class EdgeStore(EdgeSyncMixin):
             shard.flush()
 
     # -- reads -------------------------------------------------------------------------------
-
-    def document_hashes(self, collection: str, root: str) -> dict[str, set[str]]:
-        """Every stored document under `root` with the content hashes its points carry."""
-        hashes: dict[str, set[str]] = {}
-        if self.collection_info(collection) is None:
-            return hashes
-        offset = None
-        with self._lock:
-            shard = self._shard(collection)
-            while True:
-                records, offset = shard.scroll(
-                    qe.ScrollRequest(
-                        offset=offset,
-                        limit=SCROLL_PAGE,
-                        filter=qe.Filter(must=[_match("root", root)]),
-                        with_payload=["source", "doc_hash"],
-                    )
-                )
-                for record in records:
-                    hashes.setdefault(record.payload["source"], set()).add(record.payload["doc_hash"])
-                if offset is None:
-                    return hashes
 
     def search(
         self,

@@ -26,7 +26,6 @@ from ragline.store.qdrant_server_sync import QdrantSyncMixin
 
 DENSE = "dense"
 SPARSE = "sparse"
-SCROLL_PAGE = 1000
 META_KEY = "ragline"
 
 
@@ -101,25 +100,6 @@ class QdrantServerStore(QdrantSyncMixin):
         selector = qm.FilterSelector(filter=qm.Filter(must=must, must_not=must_not))
         with self._lock:
             self.client.delete(collection, points_selector=selector, wait=True)
-
-    def document_hashes(self, collection: str, root: str) -> dict[str, set[str]]:
-        hashes: dict[str, set[str]] = {}
-        if self.collection_info(collection) is None:
-            return hashes
-        offset = None
-        while True:
-            with self._lock:
-                records, offset = self.client.scroll(
-                    collection,
-                    scroll_filter=qm.Filter(must=[_match("root", root)]),
-                    limit=SCROLL_PAGE,
-                    offset=offset,
-                    with_payload=["source", "doc_hash"],
-                )
-            for record in records:
-                hashes.setdefault(record.payload["source"], set()).add(record.payload["doc_hash"])
-            if offset is None:
-                return hashes
 
     def search(
         self,

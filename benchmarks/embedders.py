@@ -80,15 +80,9 @@ def run_child(args: list[str], env: dict) -> dict:
 
 
 def minilm_gguf() -> str:
-    from ragline.embedders.gguf_convert import convert
-    from ragline.embedders.onnx import user_cache_dir
-    from ragline.modelrefs import resolve_model
+    from ragline.embedders.gguf_convert import cached_gguf
 
-    target = user_cache_dir() / "gguf" / "all-MiniLM-L6-v2-f16.gguf"
-    if not target.exists():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        convert(resolve_model(MINILM).path, target, "f16")
-    return str(target)
+    return str(cached_gguf(MINILM))
 
 
 def start_openai_server(threads: int) -> tuple[subprocess.Popen, str]:

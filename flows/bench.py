@@ -20,10 +20,10 @@ from tasks import bench as t
 
 
 @contextmanager
-def selected_backend(variable: str, backend: str):
-    """Select a backend the way users do (an env var), for flows that read settings themselves."""
+def selected_setting(variable: str, value: str):
+    """Select a setting the way users do (an env var), for flows that read settings themselves."""
     previous = os.environ.get(variable)
-    os.environ[variable] = backend
+    os.environ[variable] = value
     try:
         yield
     finally:
@@ -35,19 +35,26 @@ def selected_backend(variable: str, backend: str):
 
 @flow(name="models-bench", log_prints=False)
 def models_bench(
-    dataset_dir: str, docs: int = 60, queries: int = 200, questions: int = 20, generators_too: bool = True
+    dataset_dir: str, docs: int = 60, queries: int = 200, questions: int = 20, generators_too: bool = True,
+    budget_s: float = 120.0, embedder_backends: list[str] | None = None, generator_backends: list[str] | None = None,
 ) -> list[dict]:
-    """One row per backend: the model-type comparison with measured columns."""
-    arguments = ["--dataset", dataset_dir, "--docs", str(docs), "--questions", str(questions)]
+    """One row per backend: the model-type comparison with measured columns.
+
+    `budget_s` bounds each measurement, so a backend that is unusably slow here (MLX on x86 runs
+    on reference BLAS) costs minutes, not hours: its throughput comes from what fit in the budget,
+    and its quality eval is skipped when the measured speed says it would not fit either.
+    """
+    arguments = ["--dataset", dataset_dir, "--docs", str(docs), "--questions", str(questions),
+                 "--budget-s", str(budget_s)]
+    check_known(embedder_backends, embedders.available_backends(), "embedding")
+    check_known(generator_backends, generators.available_backends(), "generation")
     rows = []
-    for backend in embedders.available_backends():
+    for backend in embedder_backends or embedders.available_backends():
         result = t.measure_backend("embedder", backend, arguments)
         if result.status == "measured":
-            with selected_backend("RAGLINE_EMBEDDING__BACKEND", backend):
-                report = evaluate(dataset_dir, modes=["dense"], max_docs=docs, limit_queries=queries)
-            result.metrics["ndcg@10"] = round(report["results"][0]["ndcg@10"], 4)
+            add_embedder_quality(result, backend, dataset_dir, docs, queries, budget_s)
         rows.append(table_row(result))
-    for backend in generators.available_backends() if generators_too else []:
+    for backend in (generator_backends or generators.available_backends()) if generators_too else []:
         rows.append(table_row(t.measure_backend("generator", backend, arguments)))
     create_table_artifact(
         key=artifact_key("models-bench", "table"),
@@ -55,6 +62,26 @@ def models_bench(
         description=f"Backends measured on this machine; quality on {os.path.basename(dataset_dir.rstrip('/'))}.",
     )
     return rows
+
+
+def check_known(requested: list[str] | None, known: list[str], kind: str) -> None:
+    unknown = sorted(set(requested or []) - set(known))
+    if unknown:
+        raise ValueError(f"unknown {kind} backend(s) {', '.join(unknown)}; choose from: {', '.join(known)}")
+
+
+def add_embedder_quality(result: bench.WorkerResult, backend: str, dataset_dir: str, docs: int,
+                         queries: int, budget_s: float) -> None:
+    """nDCG@10 of the real ingest + retrieval path with this backend selected, when it fits the budget."""
+    expected_s = (docs + queries) / max(result.metrics["throughput"], 1e-9)
+    if expected_s > budget_s:
+        result.reason = (f"quality not measured: embedding {docs + queries} texts would take ~{expected_s / 60:.0f} min "
+                         f"at {result.metrics['throughput']} passages/s (raise --budget to measure it)")
+        return
+    with selected_setting("RAGLINE_EMBEDDING__BACKEND", backend), \
+            selected_setting("RAGLINE_EMBEDDING__MODEL", result.metrics["model_ref"]):
+        report = evaluate(dataset_dir, modes=["dense"], max_docs=docs, limit_queries=queries)
+    result.metrics["ndcg@10"] = round(report["results"][0]["ndcg@10"], 4)
 
 
 def table_row(result: bench.WorkerResult) -> dict:

@@ -18,6 +18,7 @@ from flows.common import artifact_key, with_retries
 from flows.ingest import batched, ingest
 from flows.query import ask
 from ragline.evaluation import CUTOFFS, load_qa, score_answers
+from ragline.qa_sample import SQUAD_QA_SAMPLE
 from settings import get_settings
 from tasks import evaluate as t
 
@@ -102,16 +103,19 @@ def publish_results(report: dict) -> None:
 
 
 @flow(name="evaluate-answers", log_prints=False)
-def evaluate_answers(corpus_dir: str, qa_file: str, limit: int | None = None, max_docs: int | None = None) -> dict:
+def evaluate_answers(corpus_dir: str, qa_file: str | None = None, limit: int | None = None,
+                     max_docs: int | None = None) -> dict:
     """Ingest the BEIR corpus in `corpus_dir`, answer each question of `qa_file` with the real
     query flow, and score: does the answer contain a reference answer, do its citations include
-    the gold passage."""
+    the gold passage. Without `qa_file`, the bundled SQuAD sample (ragline/qa_sample.py)."""
     settings = get_settings()
-    items = load_qa(qa_file)[:limit] if limit else load_qa(qa_file)
+    items = load_qa(qa_file) if qa_file else list(SQUAD_QA_SAMPLE)
+    items = items[:limit] if limit else items
     dataset = t.load_dataset(corpus_dir, None, max_docs)
-    items = [item for item in items if set(item.gold) & set(dataset.corpus)] if max_docs else items
+    if max_docs or not qa_file:
+        items = [item for item in items if set(item.gold) & set(dataset.corpus)]
     if not items:
-        raise ValueError(f"no question in {qa_file} has its gold passage in {corpus_dir}: check the ids")
+        raise ValueError(f"no question in {qa_file or 'the bundled SQuAD sample'} has its gold passage in {corpus_dir}: check the ids")
     collection = f"eval-{uuid.uuid4().hex[:12]}"
     with tempfile.TemporaryDirectory(prefix="ragline-eval-") as folder:
         source_to_doc = t.write_corpus(dataset, folder)

@@ -88,23 +88,44 @@ def run_worker(kind: str, backend: str, arguments: list[str], timeout_s: float =
 # -- inside the worker process ------------------------------------------------------------------
 
 
-def measure_embedder(backend: str, settings, texts: list[str]) -> dict:
+def measure_embedder(backend: str, settings, texts: list[str], budget_s: float) -> dict:
+    """Passages/s over `texts`, or over the model batches that fit in `budget_s` (slow backends)."""
     from ragline import pipeline
     from ragline.embedders import EmbedderSpec, get_embedder
 
     spec = EmbedderSpec(**{**pipeline.embedder_spec(settings).__dict__, "backend": backend})
     started = time.perf_counter()
+    spec = with_loadable_model(spec)
     embedder = get_embedder(spec)
     embedder.embed_documents(texts[:2])  # first call pays one-time setup; count it as loading
     load_s = time.perf_counter() - started
+    step = max(1, min(spec.batch_size, 8))  # small steps, so a slow backend stops near its budget
     started = time.perf_counter()
-    embedder.embed_documents(texts)
+    done = 0
+    while done < len(texts) and (done == 0 or time.perf_counter() - started < budget_s):
+        done += len(embedder.embed_documents(texts[done : done + step]))
     seconds = time.perf_counter() - started
-    return {"model": embedder.name, "load_s": round(load_s, 2),
-            "throughput": round(len(texts) / seconds, 1), "unit": "passages/s", "peak_rss_mb": round(peak_rss_mb())}
+    return {"model": embedder.name, "load_s": round(load_s, 2), "throughput": round(done / seconds, 2),
+            "unit": "passages/s", "measured_on": done, "peak_rss_mb": round(peak_rss_mb()), "model_ref": spec.model}
 
 
-def measure_generator(backend: str, settings, items, corpus: dict[str, tuple[str, str]]) -> dict:
+def with_loadable_model(spec):
+    """GGUF needs a .gguf file: a local sentence-transformers model is converted once (cached), and
+    the conversion time counts as loading, as it would for a user doing the same."""
+    from dataclasses import replace
+
+    from ragline.modelrefs import resolve_model
+
+    location = resolve_model(spec.model)
+    if spec.backend == "gguf" and location.local and location.path.suffix != ".gguf":
+        from ragline.embedders.gguf_convert import cached_gguf
+
+        return replace(spec, model=str(cached_gguf(spec.model)))
+    return spec
+
+
+def measure_generator(backend: str, settings, items, corpus: dict[str, tuple[str, str]], budget_s: float) -> dict:
+    """Tokens/s and answer-contains-reference over the questions answered within `budget_s`."""
     from ragline import pipeline
     from ragline.evaluation import contains_reference
     from ragline.generators import GeneratorSpec, get_generator
@@ -114,8 +135,10 @@ def measure_generator(backend: str, settings, items, corpus: dict[str, tuple[str
     started = time.perf_counter()
     generator = get_generator(spec)
     load_s = time.perf_counter() - started
-    tokens = seconds = correct = 0
+    tokens = seconds = correct = answered = 0
     for item in items:
+        if answered and seconds > budget_s:
+            break
         title, text = corpus[item.gold[0]]
         hit = Hit(item.gold[0], 1.0, {"source": item.gold[0], "page": None, "text": f"{title}\n{text}"})
         started = time.perf_counter()
@@ -123,9 +146,10 @@ def measure_generator(backend: str, settings, items, corpus: dict[str, tuple[str
         seconds += time.perf_counter() - started
         tokens += generator.count_tokens(answer.answer)
         correct += contains_reference(answer.answer, item.answers)
-    return {"model": generator.name, "load_s": round(load_s, 2), "throughput": round(tokens / seconds, 1),
-            "unit": "tokens/s", "peak_rss_mb": round(peak_rss_mb()),
-            "answer_contains_reference": round(correct / len(items), 4), "questions": len(items)}
+        answered += 1
+    return {"model": generator.name, "load_s": round(load_s, 2), "throughput": round(tokens / seconds, 2),
+            "unit": "tokens/s", "measured_on": answered, "peak_rss_mb": round(peak_rss_mb()),
+            "answer_contains_reference": round(correct / answered, 4), "questions": answered}
 
 
 def worker_main(argv: list[str]) -> int:
@@ -135,9 +159,11 @@ def worker_main(argv: list[str]) -> int:
     parser.add_argument("--dataset", required=True)
     parser.add_argument("--docs", type=int, default=60)
     parser.add_argument("--questions", type=int, default=20)
+    parser.add_argument("--budget-s", type=float, default=120.0, help="stop measuring after this long")
     args = parser.parse_args(argv)
 
     from ragline.embedders import MissingDependencyError
+    from ragline.embedders.base import ModelFormatError
     from ragline.evaluation import load_beir
     from settings import get_settings
 
@@ -150,13 +176,13 @@ def worker_main(argv: list[str]) -> int:
     try:
         if args.kind == "embedder":
             texts = [f"{t}\n{x}" for t, x in list(dataset.corpus.values())[: args.docs]]
-            result = measure_embedder(args.backend, settings, texts)
+            result = measure_embedder(args.backend, settings, texts, args.budget_s)
         else:
             from ragline.qa_sample import SQUAD_QA_SAMPLE
 
             items = [i for i in SQUAD_QA_SAMPLE if i.gold[0] in dataset.corpus][: args.questions]
-            result = measure_generator(args.backend, settings, items, dataset.corpus)
-    except (MissingDependencyError, ImportError) as exc:
+            result = measure_generator(args.backend, settings, items, dataset.corpus, args.budget_s)
+    except (MissingDependencyError, ImportError, ModelFormatError) as exc:
         print(f"{args.backend}: {exc}")
         return SKIPPED_EXIT
     print(json.dumps(result))

@@ -19,23 +19,38 @@ def bench_command(
     docs: int = typer.Option(60, "--docs", min=5, help="Passages to ingest for the embedder quality eval."),
     queries: int = typer.Option(200, "--queries", min=1, help="Queries for the embedder quality eval."),
     questions: int = typer.Option(20, "--questions", min=1, help="QA questions for the generator quality column."),
+    budget: float = typer.Option(120.0, "--budget", min=5, help="Seconds per measurement; slower backends are measured on what fits."),
+    embedder_names: str = typer.Option("", "--embedders", help="Comma-separated embedding backends (default: all registered)."),
+    generator_names: str = typer.Option("", "--generators", help="Comma-separated generation backends (default: all registered)."),
     skip_generators: bool = typer.Option(False, "--skip-generators", help="Measure embedders only."),
     json_output: bool = typer.Option(False, "--json", help="Print the rows as JSON (one list, last line)."),
 ) -> None:
     """Per embedding and generation backend: load time, throughput, peak memory and quality."""
     prepare(dataset_dir)
-    from flows.bench import models_bench
+    from flows.bench import check_known, models_bench
+    from ragline import embedders, generators
+
+    try:
+        check_known(names(embedder_names), embedders.available_backends(), "embedding")
+        check_known(names(generator_names), generators.available_backends(), "generation")
+    except ValueError as exc:
+        fail(str(exc))
 
     with console.status("measuring backends (one subprocess each, then a small eval)..."):
         try:
             rows = models_bench(dataset_dir, docs=docs, queries=queries, questions=questions,
-                                generators_too=not skip_generators)
+                                generators_too=not skip_generators, budget_s=budget,
+                                embedder_backends=names(embedder_names), generator_backends=names(generator_names))
         except (ValueError, LookupError, FileNotFoundError) as exc:
             fail(str(exc))
     if json_output:
         sys.stdout.write(json.dumps(rows) + "\n")
         return
     print_rows(rows)
+
+
+def names(comma_separated: str) -> list[str] | None:
+    return [name.strip() for name in comma_separated.split(",") if name.strip()] or None
 
 
 def print_rows(rows: list[dict]) -> None:

@@ -101,7 +101,9 @@ def print_report(report: dict, settings, target: Console) -> None:
 
 def eval_answers_command(
     corpus_dir: str = typer.Argument(..., help="BEIR dataset folder whose corpus.jsonl holds the passages."),
-    qa_file: str = typer.Argument(..., help="QA set: JSONL {question, answers, gold} or SQuAD-format JSON."),
+    qa_file: Optional[str] = typer.Argument(
+        None, help="QA set: JSONL {question, answers, gold} or SQuAD-format JSON (default: the bundled "
+        "20-question sample for the SQuAD retrieval corpus)."),
     limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Use only the first N questions."),
     max_docs: Optional[int] = typer.Option(None, "--max-docs", min=1, help="Ingest only the first N passages."),
     json_output: bool = typer.Option(False, "--json", help="Print the scores as JSON."),

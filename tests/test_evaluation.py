@@ -329,6 +329,38 @@ def test_bench_worker_measures_an_embedder_and_skips_a_missing_backend():
     assert bench.profile("embedder", "onnx-int8")[0].startswith("ONNX Runtime, int8")
 
 
+def test_cli_models_bench_measures_embedders_and_a_generator_end_to_end(prefect_api, tmp_path):
+    """The comparison table from the real command: GGUF gets a converted model, the generator
+    answers the QA sample from gold passages, and a backend that cannot load the configured model
+    is skipped with the reason instead of failing the run."""
+    result = run_cli(
+        "models", "bench", "--embedders", "onnx-int8,gguf", "--generators", "llama-cpp,mlx-lm",
+        "--docs", "10", "--queries", "20", "--questions", "3", "--budget", "60", "--json",
+        env={"RAGLINE_DATA_DIR": str(tmp_path / "data"), "PREFECT_API_URL": prefect_api}, timeout=1500,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = {row["backend"]: row for row in json.loads(result.stdout.strip().splitlines()[-1])}
+    assert list(rows) == ["onnx-int8", "gguf", "llama-cpp", "mlx-lm"]
+    for name in ("onnx-int8", "gguf"):
+        row = rows[name]
+        assert row["status"] == "measured", row
+        assert row["load s"] > 0 and row["throughput"] > 0 and row["peak MB"] > 50
+        assert row["quality metric"] == "nDCG@10" and 0.5 < row["quality"] <= 1.0
+    assert rows["gguf"]["model"].endswith(".gguf")
+    generator = rows["llama-cpp"]
+    assert generator["status"] == "measured" and generator["unit"] == "tokens/s" and generator["throughput"] > 0
+    assert generator["quality metric"] == "answer contains reference" and 0.0 <= generator["quality"] <= 1.0
+    assert rows["mlx-lm"]["status"].startswith("skipped") and "GGUF" in rows["mlx-lm"]["status"]
+    # The model-type columns come from the seed's comparison, next to the measured ones.
+    assert rows["onnx-int8"]["model type"].startswith("ONNX Runtime, int8")
+
+
+def test_cli_models_bench_rejects_an_unknown_backend():
+    result = run_cli("models", "bench", "--embedders", "onnx-int8,word2vec")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "unknown embedding backend(s) word2vec" in result.stderr
+
+
 def test_qa_sample_references_are_spans_of_their_gold_passages():
     from ragline.qa_sample import SQUAD_QA_SAMPLE
 

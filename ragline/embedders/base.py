@@ -18,6 +18,10 @@ class MissingDependencyError(RuntimeError):
         return cls(f"the {backend} backend needs extra packages: pip install 'ragline[{extra}]'")
 
 
+class ModelFormatError(ValueError):
+    """The configured model's format is one this backend cannot load (e.g. a folder for GGUF)."""
+
+
 @runtime_checkable
 class Embedder(Protocol):
     name: str  # "<backend>:<model ref>", recorded with each collection

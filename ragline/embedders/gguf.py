@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ragline.embedders.base import EmbedderSpec, MissingDependencyError
+from ragline.embedders.base import EmbedderSpec, MissingDependencyError, ModelFormatError
 from ragline.modelrefs import resolve_model
 
 
@@ -29,7 +29,7 @@ def _model_path(spec: EmbedderSpec) -> Path | str:
     location = resolve_model(spec.model)
     if location.local:
         if location.path.suffix != ".gguf":
-            raise ValueError(
+            raise ModelFormatError(
                 f"the gguf backend needs a .gguf file; {spec.model!r} is {location.path}. Convert a "
                 "sentence-transformers folder with llama.cpp's convert_hf_to_gguf.py "
                 "(python -m ragline.embedders.gguf_convert FOLDER OUT.gguf), or use backend "

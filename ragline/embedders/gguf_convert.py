@@ -11,6 +11,7 @@ version matching the installed llama-cpp-python) and keep the two pieces in a ca
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import tarfile
@@ -62,6 +63,23 @@ def convert(model_dir: Path, outfile: Path, outtype: str = "f16", cache: Path | 
     if result.returncode != 0:
         raise RuntimeError(f"convert_hf_to_gguf.py failed for {model_dir}:\n{result.stderr[-2000:]}")
     return outfile
+
+
+def cached_gguf(model_ref: str, outtype: str = "f16") -> Path:
+    """The GGUF conversion of a local sentence-transformers model, made once per user cache."""
+    from ragline.modelrefs import resolve_model
+
+    location = resolve_model(model_ref)
+    if not location.local:
+        raise ValueError(f"{model_ref!r} is not a local folder; download it first, then convert it")
+    safe_name = re.sub(r"[^\w.-]+", "_", model_ref.strip("/"))[-120:]
+    target = user_cache_dir() / "gguf" / f"{safe_name}-{outtype}.gguf"
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_suffix(".partial")
+        convert(location.path, partial, outtype)
+        os.replace(partial, target)  # a killed conversion never leaves a truncated model behind
+    return target
 
 
 def main() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from typing import Iterator
 
-from ragline.embedders.base import MissingDependencyError
+from ragline.embedders.base import MissingDependencyError, ModelFormatError
 from ragline.generators.base import GeneratorSpec, Message
 from ragline.modelrefs import resolve_model
 
@@ -19,7 +19,7 @@ class MlxLmGenerator:
             raise MissingDependencyError.for_extra("mlx-lm", "mlx") from exc
         location = resolve_model(spec.model)
         if location.local and location.path.suffix == ".gguf":
-            raise ValueError(
+            raise ModelFormatError(
                 f"mlx-lm cannot load GGUF files ({location.path}); use backend 'llama-cpp' for it, "
                 "or an MLX folder / mlx-community model for 'mlx-lm'."
             )

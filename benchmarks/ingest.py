@@ -49,22 +49,34 @@ def ragline_worker(args) -> dict:
     from flows.ingest import ingest as ingest_flow
     from ragline import pipeline
     from ragline.embedders import get_embedder
-    from ragline.parsing import prepare_unstructured
+    from ragline.parse_pool import get_parser_pool
     from ragline.store import close_stores, open_store
     from settings import get_settings
 
     settings = get_settings()
     embedder = get_embedder(pipeline.embedder_spec(settings))
     embedder.embed_documents(["warm-up"])
-    prepare_unstructured(settings.ingest.spacy_model)
+    # Process start-up, paid once per process (a `ragline serve` pays it once for all runs) and
+    # excluded like the peers' model load: the model, and the parser processes (unstructured's
+    # imports and the spaCy model, ~10 s here). Reported as startup_s.
+    get_parser_pool(pipeline.parse_options(settings), settings.ingest.parse_workers).warm()
     startup_s = time.perf_counter() - started
 
+    # The limit is encoded before and after the ingest and the faster one counts: this shared
+    # machine's speed drifts by 10-20% between minutes, and the best encode is the honest ceiling.
+    before = encode_limit(args.corpus, settings, embedder) if not args.no_limit else None
     with common.TreeRssSampler() as rss:
         cold_s, summary = _timed(ingest_flow, path=args.corpus, collection=COLLECTION)
-    limit = encode_limit(args.corpus, settings, embedder) if not args.no_limit else None
+    after = encode_limit(args.corpus, settings, embedder) if not args.no_limit else None
+    limit = min(before, after, key=lambda run: run["encode_s"]) if before else None
+    if limit:
+        limit = {**limit, "encode_s_before_after": [before["encode_s"], after["encode_s"]]}
     warm_s, warm = _timed(ingest_flow, path=args.corpus, collection=COLLECTION)
     store = open_store(settings)
-    retrieved = search_queries(args.queries_file, embedder, store) if args.queries_file else {}
+    queries = common.read_queries(Path(args.queries_file)) if args.queries_file else []
+    retrieved = search_queries(queries, embedder, store, settings, "dense")
+    # What users get by default (retrieval.mode, hybrid BM25 + dense unless configured otherwise).
+    retrieved_default = search_queries(queries, embedder, store, settings, settings.retrieval.mode)
     result = {
         "system": "ragline",
         "docs": sum(1 for f in summary["files"]),
@@ -74,10 +86,14 @@ def ragline_worker(args) -> dict:
         "ingest_s": round(cold_s, 2),
         "reingest_s": round(warm_s, 3),
         "reingest_counts": warm["counts"],
-        # The ingesting process and its parser processes together, during the cold ingest.
-        "peak_rss_mb": rss.peak_mb,
+        # The ingesting process and its parser processes together, during the cold ingest: PSS
+        # (shared pages counted once), and the plain RSS sum that double-counts forked parsers.
+        "peak_pss_mb": rss.peak_mb,
+        "peak_rss_sum_mb": rss.peak_rss_sum_mb,
         "limit": limit,
         "retrieved": retrieved,
+        "retrieval_mode": settings.retrieval.mode,
+        "retrieved_default": retrieved_default,
     }
     close_stores()
     return result
@@ -128,16 +144,17 @@ def cold_parse(files, settings) -> tuple[float, list[str]]:
     return seconds, [chunk.text for outcome in outcomes for chunk in outcome.chunks]
 
 
-def search_queries(queries_file: str, embedder, store) -> dict[str, list[str]]:
-    import numpy as np
+def search_queries(queries: list[dict], embedder, store, settings, mode: str) -> dict[str, list[str]]:
+    """Top-10 sources per query through ragline's retrieval path (the retrieve task's call)."""
+    from ragline import pipeline
+    from ragline.retrieval import retrieval_options
 
-    queries = common.read_queries(Path(queries_file))
-    vectors = embedder.embed_documents([q["text"] for q in queries])
-    retrieved = {}
-    for query, vector in zip(queries, vectors):
-        hits = store.search(COLLECTION, np.asarray(vector, dtype=np.float32), TOP_K)
-        retrieved[query["qid"]] = [hit.payload["source"] for hit in hits]
-    return retrieved
+    options = retrieval_options(settings, mode)
+    return {
+        query["qid"]: [hit.payload["source"] for hit in
+                       pipeline.retrieve(query["text"], TOP_K, None, embedder, store, COLLECTION, options)]
+        for query in queries
+    }
 
 
 # -- orchestration ------------------------------------------------------------------------------
@@ -215,6 +232,8 @@ def measure(args, workdir: Path, env: dict) -> dict:
         # The limit and recall are measured at the first scale; larger ones measure cost growth.
         run = run_ragline(corpus, workdir, queries_file if first else None, f"{scale}x", env, with_limit=first)
         run["recall_at_10"] = common.recall_at_k(run.pop("retrieved"), queries, manifest) if queries else None
+        default = run.pop("retrieved_default")
+        run["recall_at_10_default"] = common.recall_at_k(default, queries, manifest) if queries else None
         runs["ragline"][f"{scale}x"] = run
         if args.corpus == "docs":
             break
@@ -245,9 +264,10 @@ def ratios(runs: dict) -> dict:
         # Serial parse time over serial encode time: with both on the same cores, the flow's best
         # possible ingest/limit is about 1 / (1 + parse_vs_encode).
         "parse_vs_encode": round(limit["parse_s"] / limit["encode_s"], 3) if limit else None,
-        "peak_rss_mb": {scale: runs["ragline"][scale]["peak_rss_mb"] for scale in scales},
+        "peak_pss_mb": {scale: runs["ragline"][scale]["peak_pss_mb"] for scale in scales},
+        "peak_rss_sum_mb": {scale: runs["ragline"][scale]["peak_rss_sum_mb"] for scale in scales},
         "docs_per_s_by_scale": {s: round(r["docs"] / r["ingest_s"], 2) for s, r in runs["ragline"].items()},
-        "recall_at_10": {"ragline": base["recall_at_10"]},
+        "recall_at_10": {"ragline": base["recall_at_10"], f"ragline_{base['retrieval_mode']}": base["recall_at_10_default"]},
     }
     for peer in PEERS:
         if peer in runs:
@@ -259,23 +279,23 @@ def ratios(runs: dict) -> dict:
 
 def record(result: dict) -> None:
     r = result["ratios"]
-    rss = r["peak_rss_mb"]
+    pss = r["peak_pss_mb"]
     recall = r["recall_at_10"]
     m = result["machine"]
     v = result["versions"]
     common.append_row(
         "ingest-runs",
         ["date", "commit", "machine", "versions", "command", "docs", "limit chunks/s", "ragline chunks/s",
-         "ingest/limit", "parse/encode", "re-ingest/cold", "vs LlamaIndex", "vs Haystack", "recall@10 (ragline/LI/HS)",
-         "peak RSS MB by scale"],
+         "ingest/limit", "parse/encode", "re-ingest/cold", "vs LlamaIndex", "vs Haystack", "recall@10 (ragline dense/default, LI, HS)",
+         "peak PSS MB by scale"],
         [result["date"], result["commit"], f"{m['cores']} cores {m['cpu']}, load {m['load_avg_1m']}",
          f"torch {v.get('torch')}, st {v.get('sentence-transformers')}, prefect {v.get('prefect')}",
          f"`{result['command']}`", str(r["docs"]), common.fmt(r["limit_chunks_per_s"], 1),
          common.fmt(r["ragline_chunks_per_s"], 1), common.fmt(r["ingest_vs_limit"]), common.fmt(r["parse_vs_encode"]),
          f"{r['reingest_share_of_cold'] * 100:.1f}%", common.fmt(r.get("vs_llamaindex")),
          common.fmt(r.get("vs_haystack")),
-         " / ".join(common.fmt(recall.get(k), 3) for k in ("ragline", "llamaindex", "haystack")),
-         ", ".join(f"{s}: {mb:.0f}" for s, mb in rss.items())],
+         " / ".join(common.fmt(value, 3) for value in recall.values()),
+         ", ".join(f"{s}: {mb:.0f}" for s, mb in pss.items())],
     )
 
 

@@ -11,7 +11,7 @@ from prefect.artifacts import create_table_artifact
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.common import artifact_key, with_retries
-from ragline import crashpoints, progress, sync
+from ragline import crashpoints, pipeline, progress, sync
 from ragline.sync import IngestError
 from ragline.discovery import root_of
 from ragline.locking import ingest_lock
@@ -80,19 +80,25 @@ def ingest_documents(plan: sync.SyncPlan, settings, collection: str, reports: li
     and the next parse result is not ready yet, so the embedder never idles behind the parser.
     """
     parse = with_retries(t.parse_files, settings)
-    futures = [parse.submit(group, settings) for group in batched(plan.to_ingest, settings.ingest.files_per_batch)]
+    model_loaded = with_retries(t.load_embedder, settings).submit(settings) if plan.to_ingest else None
+    per_task = pipeline.parse_batch_size(len(plan.to_ingest), settings.ingest.files_per_batch)
+    futures = [parse.submit(group, settings) for group in batched(plan.to_ingest, per_task)]
     files = {f.source: f for f in plan.to_ingest}
     waiting: list = []
     done = embedded = 0
     progress.report(0, len(plan.to_ingest))
-    for i, future in enumerate(futures):
-        waiting.append(future.result())
+    for i in range(len(futures)):
+        waiting.append(futures[i].result())
+        futures[i] = None  # a done future holds its chunks: let them go once embedded (flat memory)
         pending = sum(len(batch.chunks) for batch in waiting)
         next_ready = i + 1 == len(futures) or futures[i + 1].state.is_final()
         if i + 1 < len(futures) and pending < settings.ingest.chunks_per_batch and (
             next_ready or pending < settings.embedding.batch_size
         ):
             continue
+        if model_loaded is not None:
+            model_loaded.result()  # a model that cannot load fails the run here, with its reason
+            model_loaded = None
         embedded += embed_and_commit(waiting, files, plan, settings, collection)
         for parsed in waiting:
             reports.extend(parsed.reports)

@@ -40,26 +40,42 @@ def chunk_elements(
     )
     chunks: list[Chunk] = []
     section_title: str | None = None
-    for piece in pieces:
+    heading = ""  # a heading chunk_by_title left on its own, carried into the next chunk
+    for number, piece in enumerate(pieces):
         text = piece.text.strip()
         if not text:
             continue
         section_title = _section_title(piece) or section_title
-        index = len(chunks)
-        chunks.append(
-            Chunk(
-                chunk_id=chunk_id_for(source_file.source, index, text),
-                source=source_file.source,
-                doc_hash=source_file.sha256,
-                chunk_index=index,
-                text=text,
-                file_type=source_file.file_type,
-                page=getattr(piece.metadata, "page_number", None),
-                category=piece.category,
-                title=section_title,
-            )
-        )
+        last = number == len(pieces) - 1
+        if _only_titles(piece) and len(text) < combine_text_under_n_chars and not last:
+            heading = f"{heading}\n\n{text}".strip()
+            continue
+        if heading:
+            text, heading = f"{heading}\n\n{text}", ""
+        chunks.append(_chunk(source_file, len(chunks), text, piece, section_title))
     return chunks
+
+
+def _chunk(source_file: SourceFile, index: int, text: str, piece, section_title: str | None) -> Chunk:
+    return Chunk(
+        chunk_id=chunk_id_for(source_file.source, index, text),
+        source=source_file.source,
+        doc_hash=source_file.sha256,
+        chunk_index=index,
+        text=text,
+        file_type=source_file.file_type,
+        page=getattr(piece.metadata, "page_number", None),
+        category=piece.category,
+        title=section_title,
+    )
+
+
+def _only_titles(piece) -> bool:
+    """A piece made of headings only: chunk_by_title leaves a section's title alone when the text
+    after it is too long to join it (it is split on its own). Alone, the heading is a useless
+    search hit and one more text to embed; in front of its text it gives that text context."""
+    elements = getattr(piece.metadata, "orig_elements", None) or []
+    return bool(elements) and all(element.category == "Title" for element in elements)
 
 
 def _section_title(piece) -> str | None:

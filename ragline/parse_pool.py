@@ -34,6 +34,7 @@ _start_lock = threading.Lock()
 class ParseOptions:
     strategy: str = "fast"
     spacy_model: str = "en_core_web_sm"
+    sentence_splitter: str = "rules"
     max_characters: int = 1000
     new_after_n_chars: int = 800
     overlap: int = 100
@@ -110,7 +111,8 @@ class ParserPool:
         self._context = multiprocessing.get_context("forkserver")
         # Only effective before this process's forkserver starts; later workers import on demand.
         self._context.set_forkserver_preload(PRELOAD)
-        self._slots = threading.BoundedSemaphore(max(1, workers))
+        self._workers = max(1, workers)
+        self._slots = threading.BoundedSemaphore(self._workers)
         self._idle: list[_Worker] = []
         self._busy: set[_Worker] = set()
         self._lock = threading.Lock()
@@ -135,6 +137,20 @@ class ParserPool:
             self._discard(worker)
             seconds = round(time.perf_counter() - started, 3)
             return ParseOutcome(FileReport(source_file.source, "failed", reason=reason, seconds=seconds), content_failure=True)
+
+    @property
+    def workers(self) -> int:
+        return self._workers
+
+    def warm(self) -> None:
+        """Start the parser processes now. The first start imports unstructured and loads spaCy
+        (~10 s on 2 cores); a caller overlaps that with other start-up work, e.g. the model load."""
+        with self._lock:
+            missing = self._workers - len(self._idle) - len(self._busy)
+        for _ in range(max(0, missing)):
+            worker = _Worker(self._context, self.options)
+            with self._lock:
+                self._idle.append(worker)
 
     def _take(self) -> _Worker:
         with self._lock:

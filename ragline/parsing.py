@@ -69,8 +69,7 @@ def load_spacy_pipeline(preferred: str = "en_core_web_sm") -> Any:
 
 
 @functools.lru_cache(maxsize=1)
-def prepare_unstructured(spacy_model: str = "en_core_web_sm") -> Any:
-    """Import unstructured with its NLP hook pointed at the installed spaCy model."""
+def _import_unstructured(spacy_model: str) -> Any:
     from unstructured.nlp import tokenize
 
     tokenize._get_nlp = functools.lru_cache(maxsize=1)(
@@ -81,9 +80,28 @@ def prepare_unstructured(spacy_model: str = "en_core_web_sm") -> Any:
     return partition
 
 
-def partition_file(path: str, strategy: str = "fast", spacy_model: str = "en_core_web_sm") -> list:
+def prepare_unstructured(spacy_model: str = "en_core_web_sm", sentence_splitter: str = "rules") -> Any:
+    """Import unstructured with its NLP hooks pointed at the installed spaCy model and at the
+    chosen sentence splitter ("rules": ragline.sentences; "spacy": unstructured's own)."""
+    partition = _import_unstructured(spacy_model)
+    from unstructured.nlp import tokenize
+    from unstructured.partition import text_type
+
+    if sentence_splitter == "rules":
+        from ragline.sentences import split_sentences
+
+        text_type.sent_tokenize = split_sentences
+    elif sentence_splitter == "spacy":
+        text_type.sent_tokenize = tokenize.sent_tokenize
+    else:
+        raise ValueError(f"unknown sentence splitter {sentence_splitter!r}: use 'rules' or 'spacy'")
+    return partition
+
+
+def partition_file(path: str, strategy: str = "fast", spacy_model: str = "en_core_web_sm",
+                   sentence_splitter: str = "rules") -> list:
     """Partition one file into unstructured elements, raising ParseError with a clear reason."""
-    partition = prepare_unstructured(spacy_model)
+    partition = prepare_unstructured(spacy_model, sentence_splitter)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

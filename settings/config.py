@@ -62,7 +62,8 @@ class IngestSettings(BaseModel):
     exclude: list[str] = Field(
         default_factory=lambda: ["**/.git/**", "**/.venv/**", "**/__pycache__/**", "**/.*"]
     )
-    files_per_batch: int = 8
+    # Files per parse task run; 0 sizes batches to the run (ragline.pipeline.parse_batch_size).
+    files_per_batch: int = 0
     chunks_per_batch: int = 256
     max_file_mb: float = 64.0
     # Each file is parsed in a worker process that is killed when it overruns this limit.
@@ -74,6 +75,9 @@ class IngestSettings(BaseModel):
     strategy: Literal["fast", "auto", "hi_res", "ocr_only"] = "fast"
     # The bundled `en_core_web_sm` build unstructured's text heuristics use (see parsing.py).
     spacy_model: str = "en_core_web_sm"
+    # How unstructured counts sentences to tell titles from narrative text: "rules" (punctuation,
+    # ragline/sentences.py) or "spacy" (a tagger pass per paragraph, ~3x the parse time).
+    sentence_splitter: Literal["rules", "spacy"] = "rules"
 
 
 class StoreSettings(BaseModel):

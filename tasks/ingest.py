@@ -35,6 +35,13 @@ def parse_files(files: list[SourceFile], settings) -> ParsedBatch:
     return pipeline.parse_files(files, settings)
 
 
+@task(name="load-embedder")
+def load_embedder(settings) -> str:
+    """Load the model while the first files parse (the parser processes start meanwhile), so
+    the first embed finds it ready."""
+    return get_embedder(pipeline.embedder_spec(settings)).name
+
+
 @task(name="embed-and-stage")
 def embed_and_stage(chunks: list[Chunk], settings, collection: str, root: str) -> int:
     """Embed chunks into the run's staging collection; queries see them only once committed."""

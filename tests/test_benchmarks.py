@@ -92,12 +92,13 @@ def test_ingest_benchmark_smoke(prefect_api, tmp_path):
     assert one["reingest_counts"] == {"unchanged": 12}
     assert one["limit"]["chunks"] == one["chunks"] and one["limit"]["chunks_per_s"] > 0
     assert two["limit"] is None  # the limit is measured at the first scale only
-    assert 100 < one["peak_rss_mb"] < 16000
+    assert 100 < one["peak_pss_mb"] <= one["peak_rss_sum_mb"] < 16000
+    assert len(one["limit"]["encode_s_before_after"]) == 2
     r = result["ratios"]
     assert r["ingest_vs_limit"] > 0 and r["parse_vs_encode"] > 0
     assert 0 < r["reingest_share_of_cold"] < 1
     assert 0.5 <= r["recall_at_10"]["ragline"] <= 1.0  # 6 queries over 12 passages: easy
-    assert set(r["peak_rss_mb"]) == {"1x", "2x"}
+    assert set(r["peak_pss_mb"]) == {"1x", "2x"}
 
 
 @pytest.mark.slow
@@ -139,3 +140,14 @@ def test_query_benchmark_smoke(prefect_api, tmp_path):
     assert g["answers"] == 1 and 0 < g["raw_completion_tokens"] <= 8
     assert g["flow_tokens_per_s"] > 0 and g["raw_tokens_per_s"] > 0 and g["flow_vs_raw"] > 0
     assert g["answer_latency"]["n"] == 1
+
+
+def test_parsing_benchmark_smoke(prefect_api):
+    proc = run_script("parsing.py", "--docs", "20", api_url=prefect_api)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(proc.stdout[proc.stdout.index("{"):])
+    assert result["files"] == 20 and set(result["ms_per_file"]) == {"spacy", "rules"}
+    assert all(ms > 0 for ms in result["ms_per_file"].values())
+    # SQuAD passages are a title line and prose: both splitters must read them the same way.
+    assert result["elements"] >= 40 and result["elements_with_another_category"] == 0
+    assert result["files_with_other_chunks"] == 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import threading
 from dataclasses import dataclass
 from typing import Callable, Protocol, runtime_checkable
 
@@ -82,8 +83,18 @@ def resolve_backend(spec: EmbedderSpec) -> EmbedderSpec:
     return EmbedderSpec(**{**spec.__dict__, "backend": auto_embedding_backend(spec)})
 
 
-@functools.lru_cache(maxsize=4)
+_load_lock = threading.Lock()
+
+
 def get_embedder(spec: EmbedderSpec) -> Embedder:
-    """One loaded model per spec per process: loading costs seconds, embedding is the hot path."""
+    """One loaded model per spec per process: loading costs seconds, embedding is the hot path.
+
+    Thread-safe: a warm-up thread and a task asking at the same time share one load."""
+    with _load_lock:
+        return _load_embedder(spec)
+
+
+@functools.lru_cache(maxsize=4)
+def _load_embedder(spec: EmbedderSpec) -> Embedder:
     spec = resolve_backend(spec)
     return _factory(spec.backend)(spec)

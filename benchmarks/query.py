@@ -75,7 +75,8 @@ class RawLlama:
     def answer(self, messages: list[dict], settings) -> tuple[float, int, str]:
         g = settings.generation
         started = time.perf_counter()
-        out = self.llm.create_chat_completion(messages=messages, max_tokens=g.max_tokens, temperature=g.temperature)
+        out = self.llm.create_chat_completion(messages=messages, max_tokens=g.max_tokens, temperature=g.temperature,
+                                              repeat_penalty=g.repeat_penalty)
         return time.perf_counter() - started, out["usage"]["completion_tokens"], out["choices"][0]["message"]["content"]
 
 

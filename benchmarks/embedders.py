@@ -90,7 +90,7 @@ def start_openai_server(threads: int) -> tuple[subprocess.Popen, str]:
 
     import httpx
 
-    from ragline.modelrefs import resolve_model
+    from ragline.models.refs import resolve_model
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -46,20 +46,22 @@ QUIET_ENV = {
 def ragline_worker(args) -> dict:
     """Cold ingest through the flow, the raw-encode limit on the same chunks, warm re-ingest, recall."""
     started = time.perf_counter()
-    from flows.ingest import ingest as ingest_flow
-    from ragline import pipeline
+    from ragline.flows.ingest import ingest as ingest_flow
+    from ragline import answering
+    from ragline import backends
+    from ragline.ingestion import batches
     from ragline.embedders import get_embedder
-    from ragline.parse_pool import get_parser_pool
+    from ragline.parsing.pool import get_parser_pool
     from ragline.store import close_stores, open_store
-    from settings import get_settings
+    from ragline.settings import get_settings
 
     settings = get_settings()
-    embedder = get_embedder(pipeline.embedder_spec(settings))
+    embedder = get_embedder(backends.embedder_spec(settings))
     embedder.embed_documents(["warm-up"])
     # Process start-up, paid once per process (a `ragline serve` pays it once for all runs) and
     # excluded like the peers' model load: the model, and the parser processes (unstructured's
     # imports and the spaCy model, ~10 s here). Reported as startup_s.
-    get_parser_pool(pipeline.parse_options(settings), settings.ingest.parse_workers).warm()
+    get_parser_pool(batches.parse_options(settings), settings.ingest.parse_workers).warm()
     startup_s = time.perf_counter() - started
 
     # The limit is encoded before and after the ingest and the faster one counts: this shared
@@ -107,7 +109,7 @@ def _timed(fn, **kwargs):
 
 def encode_limit(corpus: str, settings, embedder) -> dict:
     """The raw library encode of exactly the chunks ragline made: what ingest cannot beat."""
-    from ragline.discovery import discover
+    from ragline.ingestion.discovery import discover
 
     i = settings.ingest
     found = discover(corpus, i.include, i.exclude, i.max_file_mb)
@@ -130,10 +132,12 @@ def encode_limit(corpus: str, settings, embedder) -> dict:
 def cold_parse(files, settings) -> tuple[float, list[str]]:
     """Parse in a new parser pool: the flow's pool caches spaCy results per text, which would
     make a second parse of the same files look nearly free."""
-    from ragline import pipeline
-    from ragline.parse_pool import ParserPool
+    from ragline import answering
+    from ragline import backends
+    from ragline.ingestion import batches
+    from ragline.parsing.pool import ParserPool
 
-    pool = ParserPool(pipeline.parse_options(settings), 1)
+    pool = ParserPool(batches.parse_options(settings), 1)
     try:
         pool.parse(files[0], settings.ingest.parse_timeout_s)  # start the worker outside the timing
         started = time.perf_counter()
@@ -146,13 +150,15 @@ def cold_parse(files, settings) -> tuple[float, list[str]]:
 
 def search_queries(queries: list[dict], embedder, store, settings, mode: str) -> dict[str, list[str]]:
     """Top-10 sources per query through ragline's retrieval path (the retrieve task's call)."""
-    from ragline import pipeline
+    from ragline import answering
+    from ragline import backends
+    from ragline.ingestion import batches
     from ragline.retrieval import retrieval_options
 
     options = retrieval_options(settings, mode)
     return {
         query["qid"]: [hit.payload["source"] for hit in
-                       pipeline.retrieve(query["text"], TOP_K, None, embedder, store, COLLECTION, options)]
+                       answering.retrieve(query["text"], TOP_K, None, embedder, store, COLLECTION, options)]
         for query in queries
     }
 
@@ -178,8 +184,8 @@ def ensure_peers_env() -> None:
 
 
 def run_peer(name: str, corpus: Path, workdir: Path, queries_file: Path, args) -> dict:
-    from ragline.modelrefs import resolve_model
-    from settings import get_settings
+    from ragline.models.refs import resolve_model
+    from ragline.settings import get_settings
 
     settings = get_settings()
     model = resolve_model(settings.embedding.model)
@@ -198,7 +204,7 @@ def start_prefect(workdir: Path) -> tuple[dict, object]:
     """A Prefect API for the workers: PREFECT_API_URL when set, else a throwaway local server."""
     if os.environ.get("PREFECT_API_URL"):
         return {"PREFECT_API_URL": os.environ["PREFECT_API_URL"]}, None
-    from flows.runtime import local_api_url, start_local_server
+    from ragline.deployments.local_server import local_api_url, start_local_server
 
     port = _free_port()
     process = start_local_server(workdir / "prefect", port, timeout_s=300)

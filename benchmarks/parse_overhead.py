@@ -29,8 +29,9 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=600.0)
     args = parser.parse_args()
 
-    from ragline.discovery import discover
-    from ragline.parse_pool import ParseOptions, ParserPool
+    from ragline.ingestion.discovery import discover
+    from ragline.parsing.options import ParseOptions
+    from ragline.parsing.pool import ParserPool
 
     files = discover(args.folder, ["**/*"], ["**/.*"], 64.0).files
     options = ParseOptions()
@@ -45,7 +46,7 @@ def main() -> None:
     pool.close()
 
     started = time.perf_counter()
-    from ragline import parse_worker  # importing it warms unstructured + spaCy, as in the forkserver
+    from ragline.parsing import worker as parse_worker  # importing it warms unstructured + spaCy, as in the forkserver
 
     inline_startup = time.perf_counter() - started
     started = time.perf_counter()

@@ -5,7 +5,7 @@
 
 unstructured counts sentences in every paragraph to tell titles from narrative text. With
 `ingest.sentence_splitter = "spacy"` that is a spaCy tagger pass per paragraph; with "rules"
-(the default, ragline/sentences.py) it is punctuation rules. Both partition the same files in
+(the default, ragline/parsing/sentences.py) it is punctuation rules. Both partition the same files in
 this process, alternating, after a warm-up; the report gives ms per file, the ratio, and how many
 elements and chunks differ between the two. Prints JSON.
 """
@@ -29,8 +29,8 @@ SPLITTERS = ("spacy", "rules")
 
 
 def parse_all(files, splitter: str) -> tuple[float, dict]:
-    from ragline.chunking import chunk_elements
-    from ragline.parsing import ParseError, partition_file
+    from ragline.parsing.chunking import chunk_elements
+    from ragline.parsing.partition import ParseError, partition_file
 
     outputs = {}
     started = time.perf_counter()
@@ -45,7 +45,7 @@ def parse_all(files, splitter: str) -> tuple[float, dict]:
 
 
 def compare(files) -> dict:
-    from ragline.parsing import partition_file
+    from ragline.parsing.partition import partition_file
 
     for splitter in SPLITTERS:  # imports, model loads and lazy partitioner imports stay out of the timing
         partition_file(files[0].path, sentence_splitter=splitter)
@@ -71,7 +71,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--docs", type=int, default=300, help="SQuAD passages when no --folder is given")
     args = parser.parse_args(argv)
 
-    from ragline.discovery import discover
+    from ragline.ingestion.discovery import discover
 
     with tempfile.TemporaryDirectory(prefix="ragline-parsing-") as tmp:
         folder = Path(args.folder) if args.folder else Path(tmp)

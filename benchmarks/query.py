@@ -40,18 +40,19 @@ def latency_summary(seconds: list[float]) -> dict:
 
 def measure_retrieval(queries: list[common.Query], settings) -> dict:
     """The library call the retrieve task makes: embed the question, search the store."""
-    from ragline import pipeline
+    from ragline import answering
+    from ragline import backends
     from ragline.embedders import get_embedder
     from ragline.retrieval import retrieval_options
     from ragline.store import SearchFilter, open_store
 
-    embedder = get_embedder(pipeline.embedder_spec(settings))
+    embedder = get_embedder(backends.embedder_spec(settings))
     store = open_store(settings)
     options = retrieval_options(settings)
     seconds = []
     for query in queries:
         started = time.perf_counter()
-        pipeline.retrieve(query.text, settings.retrieval.k, SearchFilter(), embedder, store, COLLECTION, options)
+        answering.retrieve(query.text, settings.retrieval.k, SearchFilter(), embedder, store, COLLECTION, options)
         seconds.append(time.perf_counter() - started)
     return latency_summary(seconds)
 
@@ -63,7 +64,7 @@ class RawLlama:
         from llama_cpp import Llama
 
         from ragline.generators.llama_cpp import _default_threads
-        from ragline.modelrefs import resolve_model
+        from ragline.models.refs import resolve_model
 
         g = settings.generation
         self.llm = Llama(model_path=str(resolve_model(g.model).path), n_ctx=g.context_window,
@@ -82,24 +83,25 @@ class RawLlama:
 
 def prompt_for(question: str, settings):
     """The exact messages the generate task builds for this question (same hits, same budget)."""
-    from ragline import pipeline
+    from ragline import answering
+    from ragline import backends
     from ragline.embedders import get_embedder
     from ragline.generators import get_generator
     from ragline.prompting import build_messages, citations_from_hits
     from ragline.retrieval import retrieval_options
     from ragline.store import SearchFilter, open_store
 
-    embedder = get_embedder(pipeline.embedder_spec(settings))
-    hits = pipeline.retrieve(question, settings.retrieval.k, SearchFilter(), embedder, open_store(settings),
+    embedder = get_embedder(backends.embedder_spec(settings))
+    hits = answering.retrieve(question, settings.retrieval.k, SearchFilter(), embedder, open_store(settings),
                              COLLECTION, retrieval_options(settings))
-    generator = get_generator(pipeline.generator_spec(settings))
+    generator = get_generator(backends.generator_spec(settings))
     budget = generator.context_window - settings.generation.max_tokens - 16
     messages, _ = build_messages(question, citations_from_hits(hits), generator.count_tokens, budget)
     return messages
 
 
 def measure_answers(questions: list[common.Query], settings) -> dict:
-    from flows.query import ask
+    from ragline.flows.query import ask
 
     raw = RawLlama(settings)
     flow_s, flow_tokens, raw_s, raw_tokens, totals, retrieves, same = [], [], [], [], [], [], 0
@@ -140,8 +142,8 @@ def run(args, workdir: Path) -> dict:
     queries = common.load_queries(max(args.queries, args.answers), set(manifest.values()))
     os.environ["RAGLINE_DATA_DIR"] = str(workdir / "data")
     os.environ["RAGLINE_GENERATION__MAX_TOKENS"] = str(args.max_tokens)
-    from flows.ingest import ingest
-    from settings import get_settings
+    from ragline.flows.ingest import ingest
+    from ragline.settings import get_settings
 
     settings = get_settings()
     started = time.perf_counter()

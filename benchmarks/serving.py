@@ -82,7 +82,7 @@ def time_deployment_runs(api: str, runs: int) -> list[tuple[float, float]]:
 
 
 def time_query_worker(runs: int) -> list[tuple[float, float]]:
-    from flows.worker import ask_via_worker
+    from ragline.deployments.worker import ask_via_worker
 
     samples = []
     for i in range(runs):
@@ -118,7 +118,7 @@ def markdown_table(results: dict) -> str:
 
 
 def run(runs: int, workdir: Path) -> dict:
-    from flows.runtime import _apply, local_api_url, start_local_server
+    from ragline.deployments.local_server import _apply, local_api_url, start_local_server
     from tests.conftest import free_port
 
     port = free_port()

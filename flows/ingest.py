@@ -1,7 +1,8 @@
 """Ingestion flow: lock -> read state -> discover -> plan -> parse -> embed+stage -> commit -> prune.
 
-How the pieces make re-runs incremental and crash-safe is in ragline/sync.py and
-ragline/store/manifest.py; this module only orders the tasks.
+How the pieces make re-runs incremental and crash-safe is in ragline/ingestion/plan.py and
+ragline/store/manifest.py; when to embed what has been parsed is ragline/ingestion/batches.py.
+This module orders the tasks and reports.
 """
 
 from __future__ import annotations
@@ -10,19 +11,18 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from flows.common import artifact_key, with_retries
-from ragline import crashpoints, pipeline, progress, sync
-from ragline.sync import IngestError
-from ragline.discovery import root_of
-from ragline.locking import ingest_lock
+from ragline import crashpoints, progress
+from ragline.flows.common import artifact_key, with_retries
+from ragline.ingestion import batches
+from ragline.ingestion import plan as sync_plan
+from ragline.ingestion.batches import batched
+from ragline.ingestion.discovery import root_of
+from ragline.ingestion.locking import ingest_lock
+from ragline.ingestion.plan import IngestError
 from ragline.records import FileReport
+from ragline.settings import RaglineSettings, get_settings
 from ragline.store import EmbedderMismatchError
-from settings import get_settings
-from tasks import ingest as t
-
-
-def batched(items: list, size: int) -> list[list]:
-    return [items[i : i + size] for i in range(0, len(items), max(1, size))]
+from ragline.tasks import ingest as t
 
 
 # Two workers: parsing the next files overlaps with embedding the current chunks.
@@ -38,7 +38,7 @@ def ingest(path: str, collection: str | None = None, prune: bool = True, reembed
     root = root_of(path)
     with ingest_lock(settings.data_dir, collection, settings.ingest.lock_timeout_s):
         state = with_retries(t.load_sync_state, settings)(settings, collection, root, reembed)
-        discovery = with_retries(t.discover_files, settings)(path, settings, sync.known_hashes(state))
+        discovery = with_retries(t.discover_files, settings)(path, settings, sync_plan.known_hashes(state))
         plan = t.plan_sync(discovery, state, prune, reembed)
         logger.info(
             "%d files to ingest, %d unchanged, %d removed",
@@ -71,17 +71,17 @@ def run_guarded(step, *args):
         ) from exc
 
 
-def ingest_documents(plan: sync.SyncPlan, settings, collection: str, reports: list[FileReport]) -> dict:
+def ingest_documents(
+    plan: sync_plan.SyncPlan, settings: RaglineSettings, collection: str, reports: list[FileReport]
+) -> dict:
     """Parse file batches concurrently; embed chunks across batches into staging, then commit them.
 
-    Chunks of several parsed batches are embedded together: the model is fastest on full batches,
-    and per-call overhead (a task run, a store flush, a commit) is paid per flush, not per file
-    batch. A flush happens at `chunks_per_batch` chunks, or as soon as a full model batch waits
-    and the next parse result is not ready yet, so the embedder never idles behind the parser.
+    Chunks of several parsed batches are embedded together (batches.should_embed_now says when),
+    so per-call overhead (a task run, a store flush, a commit) is paid per flush, not per file batch.
     """
     parse = with_retries(t.parse_files, settings)
     model_loaded = with_retries(t.load_embedder, settings).submit(settings) if plan.to_ingest else None
-    per_task = pipeline.parse_batch_size(len(plan.to_ingest), settings.ingest.files_per_batch)
+    per_task = batches.parse_batch_size(len(plan.to_ingest), settings.ingest.files_per_batch)
     futures = [parse.submit(group, settings) for group in batched(plan.to_ingest, per_task)]
     files = {f.source: f for f in plan.to_ingest}
     waiting: list = []
@@ -90,11 +90,9 @@ def ingest_documents(plan: sync.SyncPlan, settings, collection: str, reports: li
     for i in range(len(futures)):
         waiting.append(futures[i].result())
         futures[i] = None  # a done future holds its chunks: let them go once embedded (flat memory)
+        last = i + 1 == len(futures)
         pending = sum(len(batch.chunks) for batch in waiting)
-        next_ready = i + 1 == len(futures) or futures[i + 1].state.is_final()
-        if i + 1 < len(futures) and pending < settings.ingest.chunks_per_batch and (
-            next_ready or pending < settings.embedding.batch_size
-        ):
+        if not batches.should_embed_now(pending, last or futures[i + 1].state.is_final(), last, settings):
             continue
         if model_loaded is not None:
             model_loaded.result()  # a model that cannot load fails the run here, with its reason
@@ -108,7 +106,9 @@ def ingest_documents(plan: sync.SyncPlan, settings, collection: str, reports: li
     return {"parsed": len(plan.to_ingest), "embedded": embedded}
 
 
-def embed_and_commit(waiting: list, files: dict, plan: sync.SyncPlan, settings, collection: str) -> int:
+def embed_and_commit(
+    waiting: list, files: dict, plan: sync_plan.SyncPlan, settings: RaglineSettings, collection: str
+) -> int:
     """Embed the chunks of the waiting parsed batches into staging, then commit their documents."""
     embed = with_retries(t.embed_and_stage, settings)
     commit = with_retries(t.commit_documents, settings)
@@ -116,7 +116,7 @@ def embed_and_commit(waiting: list, files: dict, plan: sync.SyncPlan, settings, 
     embedded = 0
     for group in batched(chunks, settings.ingest.chunks_per_batch):
         embedded += embed(group, settings, collection, plan.root)
-    records = [record for parsed in waiting for record in sync.records_for(parsed, files, plan.previous)]
+    records = [record for parsed in waiting for record in sync_plan.records_for(parsed, files, plan.previous)]
     if records:
         commit(settings, collection, plan.root, records)
     return embedded

@@ -7,11 +7,11 @@ import time
 from prefect import flow
 from prefect.artifacts import create_markdown_artifact
 
-from flows.common import artifact_key, with_retries
+from ragline.flows.common import artifact_key, with_retries
 from ragline.records import Answer
 from ragline.store import SearchFilter
-from settings import get_settings
-from tasks import query as t
+from ragline.settings import get_settings
+from ragline.tasks import query as t
 
 
 @flow(name="ask")

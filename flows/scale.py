@@ -10,8 +10,8 @@ number of processes can write to. `ragline deploy` points process workers at thi
 
 from __future__ import annotations
 
-from flows.ingest import ingest as threaded_ingest
-from settings import get_settings
+from ragline.flows.ingest import ingest as threaded_ingest
+from ragline.settings import get_settings
 
 LOCAL = "local"
 

@@ -91,7 +91,7 @@ class CrossEncoderReranker:
     def __init__(self, model_ref: str, batch_size: int = 32):
         from sentence_transformers import CrossEncoder
 
-        from ragline.modelrefs import resolve_model
+        from ragline.models.refs import resolve_model
 
         location = resolve_model(model_ref)
         self.model = CrossEncoder(str(location.path) if location.local else location.hub_id)

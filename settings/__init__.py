@@ -1,6 +1,6 @@
 """Settings for every environment (dev / docker / prod); see settings/config.py."""
 
-from settings.config import (
+from ragline.settings.config import (
     PROFILES,
     RaglineSettings,
     get_settings,

@@ -79,7 +79,7 @@ class IngestSettings(BaseModel):
     # The bundled `en_core_web_sm` build unstructured's text heuristics use (see parsing.py).
     spacy_model: str = "en_core_web_sm"
     # How unstructured counts sentences to tell titles from narrative text: "rules" (punctuation,
-    # ragline/sentences.py) or "spacy" (a tagger pass per paragraph, ~3x the parse time).
+    # ragline/parsing/sentences.py) or "spacy" (a tagger pass per paragraph, ~3x the parse time).
     sentence_splitter: Literal["rules", "spacy"] = "rules"
 
 

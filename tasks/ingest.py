@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from prefect import task
 
-from ragline import crashpoints, pipeline, sync
-from ragline.discovery import Discovery, KnownHash, discover
+from ragline import crashpoints
+from ragline.ingestion import plan as sync_plan
+from ragline import backends
+from ragline.ingestion import batches
+from ragline.store import collection_for
+from ragline.ingestion.discovery import Discovery, KnownHash, discover
 from ragline.embedders import get_embedder
 from ragline.records import Chunk, ParsedBatch, SourceFile
 from ragline.store import open_store
@@ -13,10 +17,10 @@ from ragline.store.manifest import DocumentRecord, staging_name
 
 
 @task(name="load-sync-state")
-def load_sync_state(settings, collection: str, root: str, reembed: bool) -> sync.SyncState:
+def load_sync_state(settings, collection: str, root: str, reembed: bool) -> sync_plan.SyncState:
     # No model is loaded here: an unchanged folder never needs one.
-    name = sync.expected_embedder_name(pipeline.embedder_spec(settings))
-    return sync.load_state(open_store(settings), collection, root, name, reembed)
+    name = sync_plan.expected_embedder_name(backends.embedder_spec(settings))
+    return sync_plan.load_state(open_store(settings), collection, root, name, reembed)
 
 
 @task(name="discover-files")
@@ -26,32 +30,32 @@ def discover_files(root: str, settings, known: dict[str, KnownHash] | None = Non
 
 
 @task(name="plan-sync")
-def plan_sync(discovery: Discovery, state: sync.SyncState, prune: bool, reembed: bool) -> sync.SyncPlan:
-    return sync.plan_sync(discovery, state, prune, force=reembed)
+def plan_sync(discovery: Discovery, state: sync_plan.SyncState, prune: bool, reembed: bool) -> sync_plan.SyncPlan:
+    return sync_plan.plan_sync(discovery, state, prune, force=reembed)
 
 
 @task(name="parse-files")
 def parse_files(files: list[SourceFile], settings) -> ParsedBatch:
-    return pipeline.parse_files(files, settings)
+    return batches.parse_files(files, settings)
 
 
 @task(name="load-embedder")
 def load_embedder(settings) -> str:
     """Load the model while the first files parse (the parser processes start meanwhile), so
     the first embed finds it ready."""
-    return get_embedder(pipeline.embedder_spec(settings)).name
+    return get_embedder(backends.embedder_spec(settings)).name
 
 
 @task(name="embed-and-stage")
 def embed_and_stage(chunks: list[Chunk], settings, collection: str, root: str) -> int:
     """Embed chunks into the run's staging collection; queries see them only once committed."""
     crashpoints.reached("embed")
-    embedder = get_embedder(pipeline.embedder_spec(settings))
+    embedder = get_embedder(backends.embedder_spec(settings))
     store = open_store(settings)
-    store.ensure_collection(pipeline.collection_for(embedder, collection))
+    store.ensure_collection(collection_for(embedder, collection))
     staging = staging_name(collection)
-    store.ensure_collection(pipeline.collection_for(embedder, staging))
-    written = pipeline.embed_and_store(chunks, embedder, store, staging, root)
+    store.ensure_collection(collection_for(embedder, staging))
+    written = batches.embed_and_store(chunks, embedder, store, staging, root)
     crashpoints.reached("staged")
     return written
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from prefect import task
 
-from ragline import pipeline
+from ragline import answering
+from ragline import backends
 from ragline.embedders import get_embedder
 from ragline.generators import get_generator
 from ragline.records import Answer, Hit
@@ -17,12 +18,12 @@ def retrieve(
     question: str, k: int, filters: SearchFilter | None, settings, collection: str, mode: str | None = None
 ) -> list[Hit]:
     """Retrieve in `mode` (default: retrieval.mode from settings)."""
-    embedder = get_embedder(pipeline.embedder_spec(settings))
+    embedder = get_embedder(backends.embedder_spec(settings))
     options = retrieval_options(settings, mode)
-    return pipeline.retrieve(question, k, filters, embedder, open_store(settings), collection, options)
+    return answering.retrieve(question, k, filters, embedder, open_store(settings), collection, options)
 
 
 @task(name="generate-answer")
 def generate_answer(question: str, hits: list[Hit], settings) -> Answer:
-    generator = get_generator(pipeline.generator_spec(settings))
-    return pipeline.generate_answer(question, hits, generator, settings)
+    generator = get_generator(backends.generator_spec(settings))
+    return answering.generate_answer(question, hits, generator, settings)

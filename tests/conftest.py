@@ -35,7 +35,7 @@ def needs_shared_data(path: Path = SHARED_DOCS):
 @pytest.fixture(scope="session")
 def prefect_api(tmp_path_factory) -> str:
     """A real `prefect server` on loopback for the whole session; PREFECT_API_URL points at it."""
-    from flows.runtime import _apply, local_api_url, start_local_server
+    from ragline.deployments.local_server import _apply, local_api_url, start_local_server
 
     home = tmp_path_factory.mktemp("prefect-home")
     port = free_port()

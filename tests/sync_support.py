@@ -24,7 +24,7 @@ def make_folder(folder: Path, names=PLAIN_DOCS) -> Path:
 
 def run_ingest(path: Path, collection: str = "docs", **params) -> dict:
     """The real ingest flow, in this process; the store is released afterwards."""
-    from flows.ingest import ingest
+    from ragline.flows.ingest import ingest
     from ragline.store import close_stores
 
     try:
@@ -35,7 +35,7 @@ def run_ingest(path: Path, collection: str = "docs", **params) -> dict:
 
 def open_test_store():
     from ragline.store import open_store
-    from settings import get_settings
+    from ragline.settings import get_settings
 
     return open_store(get_settings())
 

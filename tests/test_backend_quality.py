@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from ragline.embedders import EmbedderSpec, get_embedder
-from ragline.pipeline import collection_for, retrieve
+from ragline.answering import retrieve
+from ragline.store import collection_for
 from ragline.store import CollectionInfo, EmbedderMismatchError
 from tests.conftest import SQUAD_DIR, needs_shared_data
 from tests.test_backends import MINILM, minilm_gguf, read_jsonl  # noqa: F401  (fixture)

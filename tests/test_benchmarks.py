@@ -105,7 +105,7 @@ def test_ingest_benchmark_smoke(prefect_api, tmp_path):
 @pytest.mark.skipif(not PEERS_PYTHON.exists(), reason="the peers' venv is not set up: bash benchmarks/peers/setup.sh")
 @pytest.mark.parametrize("peer", ["llamaindex", "haystack"])
 def test_peer_scripts_smoke(peer, tmp_path):
-    from ragline.modelrefs import resolve_model
+    from ragline.models.refs import resolve_model
 
     corpus = tmp_path / "corpus"
     manifest = common.build_squad_corpus(corpus, 10)

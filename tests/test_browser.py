@@ -49,8 +49,8 @@ def test_flow_run_page_and_answer_artifact_render(prefect_api, ragline_env, tmp_
     binary = find_chromium()
     if binary is None:
         pytest.skip("Chromium is not installed and could not be: apt-get install -y chromium")
-    from flows.ingest import ingest
-    from flows.query import ask
+    from ragline.flows.ingest import ingest
+    from ragline.flows.query import ask
 
     corpus = small_docs(tmp_path)
     assert ingest(path=str(corpus))["chunks"] > 0

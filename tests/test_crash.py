@@ -83,7 +83,7 @@ def test_sigkill_then_rerun_equals_a_clean_run(synced_v1, crash_at):
 
 
 def _inject(monkeypatch, methods, failures) -> FlakyStore:
-    import tasks.ingest
+    import ragline.tasks.ingest as ingest_tasks
     from ragline.store import open_store
 
     wrapped: list[FlakyStore] = []
@@ -94,7 +94,7 @@ def _inject(monkeypatch, methods, failures) -> FlakyStore:
             wrapped[:] = [FlakyStore(store, methods, failures)]
         return wrapped[0]
 
-    monkeypatch.setattr(tasks.ingest, "open_store", flaky_open_store)
+    monkeypatch.setattr(ingest_tasks, "open_store", flaky_open_store)
     monkeypatch.setenv("RAGLINE_TASKS__RETRIES", "3")
     monkeypatch.setenv("RAGLINE_TASKS__RETRY_DELAY_S", "0")
     return wrapped
@@ -111,7 +111,7 @@ def test_transient_store_faults_are_retried(synced_v1, monkeypatch):
 
 
 def test_a_store_that_keeps_failing_stops_the_run_and_loses_nothing(synced_v1, monkeypatch):
-    from ragline.sync import IngestError
+    from ragline.ingestion.plan import IngestError
 
     folder, reference, v1_state = synced_v1
     _inject(monkeypatch, ("commit_documents",), failures=-1)
@@ -119,9 +119,9 @@ def test_a_store_that_keeps_failing_stops_the_run_and_loses_nothing(synced_v1, m
         run_ingest(folder)
     assert snapshot() == v1_state[0]
     assert manifest(folder) == v1_state[1]
-    import tasks.ingest
+    import ragline.tasks.ingest as ingest_tasks
     from ragline.store import open_store
 
-    monkeypatch.setattr(tasks.ingest, "open_store", open_store)
+    monkeypatch.setattr(ingest_tasks, "open_store", open_store)
     run_ingest(folder)
     assert snapshot() == reference[0]

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from settings.config import DeploymentSettings
+from ragline.settings.config import DeploymentSettings
 from tests.conftest import REPO_ROOT, run_cli
 from tests.serving import (
     QUESTION,
@@ -121,8 +121,8 @@ def test_process_worker_answers_ask_triggered_over_rest(prefect_api, tmp_path):
 @pytest.mark.slow
 def test_ingest_on_a_local_dask_cluster(prefect_api, ragline_env, tmp_path):
     pytest.importorskip("prefect_dask", reason="the dask extra is not installed: pip install 'ragline[dask]'")
-    from flows.scale import dask_task_runner
-    from flows.ingest import ingest
+    from ragline.flows.scale import dask_task_runner
+    from ragline.flows.ingest import ingest
 
     corpus = small_docs(tmp_path)
     runner = dask_task_runner("local")

@@ -13,7 +13,7 @@ import os
 import numpy as np
 import pytest
 
-from ragline import evaluation
+from ragline.evaluation import metrics as evaluation
 from tests.conftest import SQUAD_DIR, needs_shared_data, run_cli
 
 pytestmark = [needs_shared_data(SQUAD_DIR), pytest.mark.slow]
@@ -35,7 +35,7 @@ def eval_env(prefect_api, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def report(eval_env):
-    from flows.evaluate import evaluate
+    from ragline.flows.evaluation import evaluate
 
     return evaluate(
         str(SQUAD_DIR), modes=["dense", "sparse", "hybrid"], max_docs=SUBSET_DOCS, include_runs=True
@@ -114,7 +114,7 @@ def test_report_shape_and_quality(report, subset):
 
 def test_throwaway_collection_is_dropped(report, eval_env):
     from ragline.store import open_store
-    from settings import get_settings
+    from ragline.settings import get_settings
 
     store = open_store(get_settings())
     leftovers = [p.name for p in (store.root).glob("eval-*")]
@@ -139,7 +139,7 @@ def test_eval_table_artifact_is_in_prefect(report, prefect_api):
 @pytest.fixture(scope="module")
 def squad_collection(eval_env, subset, tmp_path_factory) -> dict[str, str]:
     """The subset ingested by the real ingest flow into collection "squad"; {source: doc id}."""
-    from flows.ingest import ingest
+    from ragline.flows.ingest import ingest
 
     folder = tmp_path_factory.mktemp("squad-docs")
     source_to_doc = evaluation.write_documents(subset, folder)
@@ -150,8 +150,8 @@ def squad_collection(eval_env, subset, tmp_path_factory) -> dict[str, str]:
 
 def retrieve_in_mode(monkeypatch, mode: str, question: str, k: int = 5):
     """The query flow's retrieve task, with retrieval.mode set the way users set it: env var."""
-    from settings import get_settings
-    from tasks.query import retrieve
+    from ragline.settings import get_settings
+    from ragline.tasks.query import retrieve
 
     monkeypatch.setenv("RAGLINE_RETRIEVAL__MODE", mode)
     settings = get_settings()
@@ -160,8 +160,8 @@ def retrieve_in_mode(monkeypatch, mode: str, question: str, k: int = 5):
 
 
 def test_ask_flow_in_hybrid_mode_fuses_and_cites_the_gold_passage(squad_collection, monkeypatch):
-    from flows.query import ask
-    from settings import get_settings
+    from ragline.flows.query import ask
+    from ragline.settings import get_settings
 
     monkeypatch.setenv("RAGLINE_RETRIEVAL__MODE", "hybrid")
     monkeypatch.setenv("RAGLINE_RETRIEVAL__FUSION", "rrf")
@@ -191,7 +191,7 @@ def test_retrieval_mode_setting_switches_the_search(squad_collection, monkeypatc
 
 
 def test_unknown_mode_is_rejected_with_the_setting_name(monkeypatch):
-    from settings import get_settings
+    from ragline.settings import get_settings
 
     monkeypatch.setenv("RAGLINE_RETRIEVAL__MODE", "semantic")
     with pytest.raises(Exception, match="retrieval"):
@@ -200,17 +200,19 @@ def test_unknown_mode_is_rejected_with_the_setting_name(monkeypatch):
 
 def test_edge_and_qdrant_client_stores_rank_alike_in_every_mode(subset, tmp_path):
     """Both stores get the same client-side BM25 vectors, so sparse and hybrid agree across them."""
-    from ragline import pipeline
-    from ragline.chunking import chunk_id_for
+    from ragline import answering
+    from ragline import backends
+    from ragline.ingestion import batches
+    from ragline.parsing.chunking import chunk_id_for
     from ragline.embedders import get_embedder
     from ragline.records import Chunk
     from ragline.retrieval import RetrievalOptions
     from ragline.store.base import CollectionInfo
     from ragline.store.edge import EdgeStore
     from ragline.store.qdrant_server import QdrantServerStore
-    from settings import get_settings
+    from ragline.settings import get_settings
 
-    embedder = get_embedder(pipeline.embedder_spec(get_settings()))
+    embedder = get_embedder(backends.embedder_spec(get_settings()))
     chunks = [
         Chunk(chunk_id_for(doc_id, 0, text), doc_id, "h", 0, evaluation.document_text(title, text), "txt")
         for doc_id, (title, text) in list(subset.corpus.items())[:40]
@@ -218,11 +220,11 @@ def test_edge_and_qdrant_client_stores_rank_alike_in_every_mode(subset, tmp_path
     stores = [EdgeStore(tmp_path / "edge"), QdrantServerStore(":memory:")]
     for store in stores:
         store.ensure_collection(CollectionInfo("c", embedder.name, embedder.dimensions))
-        pipeline.embed_and_store(chunks, embedder, store, "c", root="r")
+        batches.embed_and_store(chunks, embedder, store, "c", root="r")
     for question in list(subset.queries.values())[:15]:
         for mode in ("dense", "sparse", "hybrid"):
             edge, server = (
-                pipeline.retrieve(question, 5, None, embedder, store, "c", RetrievalOptions(mode)) for store in stores
+                answering.retrieve(question, 5, None, embedder, store, "c", RetrievalOptions(mode)) for store in stores
             )
             assert [h.chunk_id for h in edge] == [h.chunk_id for h in server], (mode, question)
             assert [h.score for h in edge] == pytest.approx([h.score for h in server], rel=1e-3)
@@ -237,7 +239,7 @@ def test_rerank_plumbing_with_an_untrained_cross_encoder_head(squad_collection, 
     import torch
     from sentence_transformers import CrossEncoder
 
-    from ragline.modelrefs import resolve_model
+    from ragline.models.refs import resolve_model
 
     torch.manual_seed(0)
     model_dir = tmp_path / "cross-encoder"
@@ -269,7 +271,7 @@ def test_answer_check_scores_references_and_citations():
 
 
 def test_answers_flow_cites_the_gold_passages(eval_env, tmp_path):
-    from flows.evaluate import evaluate_answers
+    from ragline.flows.evaluation import evaluate_answers
 
     qa_file = tmp_path / "qa.jsonl"
     qa_file.write_text("".join(
@@ -316,17 +318,17 @@ def test_cli_eval_rejects_a_folder_that_is_not_beir(tmp_path):
 
 
 def test_bench_worker_measures_an_embedder_and_skips_a_missing_backend():
-    from ragline import bench
+    from ragline.evaluation import model_bench
 
     arguments = ["--dataset", str(SQUAD_DIR), "--docs", "10"]
-    measured = bench.run_worker("embedder", "sentence-transformers", arguments)
+    measured = model_bench.run_worker("embedder", "sentence-transformers", arguments)
     assert measured.status == "measured", measured.reason
     assert measured.metrics["load_s"] > 0 and measured.metrics["throughput"] > 0
     assert measured.metrics["peak_rss_mb"] > 100  # torch and the model are resident
     # Without an endpoint the OpenAI-compatible backend cannot be measured: skipped, with the fix.
-    skipped = bench.run_worker("embedder", "openai", arguments)
+    skipped = model_bench.run_worker("embedder", "openai", arguments)
     assert skipped.status == "skipped" and "embedding.api_base" in skipped.reason
-    assert bench.profile("embedder", "onnx-int8")[0].startswith("ONNX Runtime, int8")
+    assert model_bench.profile("embedder", "onnx-int8")[0].startswith("ONNX Runtime, int8")
 
 
 def test_cli_models_bench_measures_embedders_and_a_generator_end_to_end(prefect_api, tmp_path):
@@ -362,7 +364,7 @@ def test_cli_models_bench_rejects_an_unknown_backend():
 
 
 def test_qa_sample_references_are_spans_of_their_gold_passages():
-    from ragline.qa_sample import SQUAD_QA_SAMPLE
+    from ragline.evaluation.qa_sample import SQUAD_QA_SAMPLE
 
     corpus = evaluation.load_beir(SQUAD_DIR)
     queries = set(corpus.queries.values())

@@ -50,7 +50,7 @@ def ingested(prefect_api, tmp_path_factory):
     """One real ingest of the shared docs for the whole module; returns (summary, data_dir)."""
     data_dir = tmp_path_factory.mktemp("shared-docs-store")
     os.environ["RAGLINE_DATA_DIR"] = str(data_dir)
-    from flows.ingest import ingest
+    from ragline.flows.ingest import ingest
 
     summary = ingest(str(SHARED_DOCS), collection="shared")
     yield summary, data_dir
@@ -93,14 +93,15 @@ def test_broken_files_are_reported_with_a_reason(ingested):
 
 
 def test_payload_has_the_citation_fields(ingested):
-    from ragline import pipeline
+    from ragline import answering
+    from ragline import backends
     from ragline.embedders import get_embedder
     from ragline.store import open_store
-    from settings import get_settings
+    from ragline.settings import get_settings
 
     settings = get_settings()
-    embedder = get_embedder(pipeline.embedder_spec(settings))
-    hits = pipeline.retrieve("Maple Leafs Stanley Cups", 3, None, embedder, open_store(settings), "shared")
+    embedder = get_embedder(backends.embedder_spec(settings))
+    hits = answering.retrieve("Maple Leafs Stanley Cups", 3, None, embedder, open_store(settings), "shared")
     payload = hits[0].payload
     for field in ("source", "doc_hash", "chunk_index", "page", "category", "title", "text", "file_type"):
         assert field in payload
@@ -109,7 +110,7 @@ def test_payload_has_the_citation_fields(ingested):
 
 @pytest.mark.parametrize(("question", "expected_prefixes"), QUESTIONS)
 def test_answers_cite_the_file_that_holds_the_answer(ingested, question, expected_prefixes):
-    from flows.query import ask
+    from ragline.flows.query import ask
 
     answer = ask(question, k=5, collection="shared")
     assert answer["answer"].strip()
@@ -119,7 +120,7 @@ def test_answers_cite_the_file_that_holds_the_answer(ingested, question, expecte
 
 
 def test_file_type_filter_limits_citations(ingested):
-    from flows.query import ask
+    from ragline.flows.query import ask
 
     answer = ask("How many Stanley Cups have the Maple Leafs won?", k=5, file_types=["tsv"], collection="shared")
     assert answer["citations"]

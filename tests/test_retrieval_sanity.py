@@ -11,12 +11,13 @@ import json
 
 import numpy as np
 
-from ragline import pipeline
+from ragline import backends
+from ragline.ingestion import batches
 from ragline.embedders import get_embedder
 from ragline.records import Chunk
 from ragline.store.base import CollectionInfo
 from ragline.store.edge import EdgeStore
-from settings import get_settings
+from ragline.settings import get_settings
 from tests.conftest import SQUAD_DIR, needs_shared_data
 
 RECALL_AT_5_FLOOR = 0.85
@@ -37,14 +38,14 @@ def test_recall_at_5_on_squad_with_the_default_embedder(tmp_path):
         query_id, doc_id, _ = line.split("\t")
         qrels.setdefault(query_id, set()).add(doc_id)
 
-    embedder = get_embedder(pipeline.embedder_spec(get_settings()))
+    embedder = get_embedder(backends.embedder_spec(get_settings()))
     store = EdgeStore(tmp_path)
     store.ensure_collection(CollectionInfo("squad", embedder.name, embedder.dimensions))
     chunks = [
         Chunk(pipeline_chunk_id(i), doc["_id"], "h", 0, f"{doc['title']}\n{doc['text']}", "txt")
         for i, doc in enumerate(corpus)
     ]
-    pipeline.embed_and_store(chunks, embedder, store, "squad", root="squad")
+    batches.embed_and_store(chunks, embedder, store, "squad", root="squad")
 
     query_ids = [q for q in qrels if q in queries]
     vectors = embedder.embed_documents([queries[q] for q in query_ids])
@@ -60,6 +61,6 @@ def test_recall_at_5_on_squad_with_the_default_embedder(tmp_path):
 
 
 def pipeline_chunk_id(i: int) -> str:
-    from ragline.chunking import chunk_id_for
+    from ragline.parsing.chunking import chunk_id_for
 
     return chunk_id_for(f"doc-{i}", 0, "")

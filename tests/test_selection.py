@@ -6,10 +6,10 @@ import json
 
 import pytest
 
-from ragline.catalog import load_catalog
-from ragline.hardware import Hardware, apply_overrides
-from ragline.selection import backend_for, recommend
-from settings.config import HardwareSettings
+from ragline.models.catalog import load_catalog
+from ragline.models.hardware import Hardware, apply_overrides
+from ragline.models.selection import backend_for, recommend
+from ragline.settings.config import HardwareSettings
 from tests.conftest import run_cli
 
 # Detection varies per machine; every case overrides all the fields it depends on.

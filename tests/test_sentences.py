@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ragline.sentences import split_sentences
+from ragline.parsing.sentences import split_sentences
 from tests.conftest import SHARED_DOCS, needs_shared_data
 
 
@@ -25,7 +25,7 @@ def test_split_sentences(text, expected):
 
 
 def test_titles_and_narrative_text_are_told_apart_with_rules(tmp_path):
-    from ragline.parsing import partition_file
+    from ragline.parsing.partition import partition_file
 
     doc = tmp_path / "notes.txt"
     doc.write_text(
@@ -46,9 +46,9 @@ def test_titles_and_narrative_text_are_told_apart_with_rules(tmp_path):
 def test_rules_give_the_same_chunks_as_spacy_on_real_documents(name, tmp_path):
     """The splitter only moves a few elements between NarrativeText and UncategorizedText (27 of
     7,340 across ../shared/data/docs); chunk boundaries follow titles, so chunks stay the same."""
-    from ragline.chunking import chunk_elements
-    from ragline.discovery import discover
-    from ragline.parsing import partition_file
+    from ragline.parsing.chunking import chunk_elements
+    from ragline.ingestion.discovery import discover
+    from ragline.parsing.partition import partition_file
 
     (source_file,) = [f for f in discover(str(SHARED_DOCS), [name], [], 64).files]
     chunk_texts = {}
@@ -61,9 +61,9 @@ def test_rules_give_the_same_chunks_as_spacy_on_real_documents(name, tmp_path):
 
 
 def _chunks_of(tmp_path, text: str) -> list[str]:
-    from ragline.chunking import chunk_elements
-    from ragline.discovery import discover
-    from ragline.parsing import partition_file
+    from ragline.parsing.chunking import chunk_elements
+    from ragline.ingestion.discovery import discover
+    from ragline.parsing.partition import partition_file
 
     (tmp_path / "doc.txt").write_text(text)
     (source_file,) = discover(str(tmp_path), ["doc.txt"], [], 64).files

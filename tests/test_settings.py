@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from settings import get_settings, masked_settings
+from ragline.settings import get_settings, masked_settings
 from tests.conftest import run_cli
 
 

@@ -31,7 +31,7 @@ def task_run_names(flow_run_id) -> list[str]:
 
 
 def test_unchanged_rerun_parses_and_embeds_nothing(folder):
-    from flows.ingest import ingest
+    from ragline.flows.ingest import ingest
     from ragline.store import close_stores
 
     first = run_ingest(folder)
@@ -107,7 +107,7 @@ def test_missing_chunks_are_detected_and_restored(folder):
 
 def test_query_during_replace_sees_exactly_one_version(folder):
     """While a changed document is re-ingested, every look at it finds the old or the new version."""
-    from flows.ingest import ingest
+    from ragline.flows.ingest import ingest
     from ragline.store import close_stores
 
     big = folder / "war-and-peace.txt"
@@ -133,8 +133,8 @@ def test_query_during_replace_sees_exactly_one_version(folder):
 
 def test_second_run_waits_for_the_first(folder, caplog):
     """Two runs on one collection are serialized: the second waits on the lock, then syncs."""
-    from ragline.locking import ingest_lock
-    from settings import get_settings
+    from ragline.ingestion.locking import ingest_lock
+    from ragline.settings import get_settings
 
     waiting = threading.Event()
 
@@ -144,7 +144,7 @@ def test_second_run_waits_for_the_first(folder, caplog):
                 waiting.set()
 
     spy = WaitSpy()
-    logging.getLogger("ragline.locking").addHandler(spy)
+    logging.getLogger("ragline.ingestion.locking").addHandler(spy)
     results = []
     try:
         with ingest_lock(get_settings().data_dir, "docs", timeout_s=5):
@@ -154,13 +154,13 @@ def test_second_run_waits_for_the_first(folder, caplog):
             assert not results
         runner.join()
     finally:
-        logging.getLogger("ragline.locking").removeHandler(spy)
+        logging.getLogger("ragline.ingestion.locking").removeHandler(spy)
     assert results and results[0]["parsed"] == 5
 
 
 def test_second_run_gives_up_with_a_clear_message(folder, monkeypatch):
-    from ragline.locking import IngestLockedError, ingest_lock
-    from settings import get_settings
+    from ragline.ingestion.locking import IngestLockedError, ingest_lock
+    from ragline.settings import get_settings
 
     monkeypatch.setenv("RAGLINE_INGEST__LOCK_TIMEOUT_S", "0.5")
     with ingest_lock(get_settings().data_dir, "docs", timeout_s=5):
@@ -170,7 +170,7 @@ def test_second_run_gives_up_with_a_clear_message(folder, monkeypatch):
 
 
 def test_changing_the_embedding_model_is_refused_or_reembeds(folder, monkeypatch):
-    from ragline.modelrefs import resolve_model
+    from ragline.models.refs import resolve_model
     from ragline.store import EmbedderMismatchError
 
     run_ingest(folder)
@@ -221,7 +221,7 @@ def test_qdrant_client_store_syncs_the_same_way(folder, monkeypatch, ragline_env
 
 def test_recorded_hash_is_reused_only_for_an_old_unchanged_file(tmp_path):
     """Hashing is skipped while the stat fingerprint matches and the file predates its hash."""
-    from ragline.discovery import KnownHash, discover, file_sha256, fingerprint_of
+    from ragline.ingestion.discovery import KnownHash, discover, file_sha256, fingerprint_of
 
     path = tmp_path / "a.txt"
     path.write_text("first")

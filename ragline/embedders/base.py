@@ -77,7 +77,7 @@ def resolve_backend(spec: EmbedderSpec) -> EmbedderSpec:
     if spec.backend != "auto":
         return spec
     try:
-        from ragline.selection import auto_embedding_backend
+        from ragline.models.selection import auto_embedding_backend
     except ImportError:
         return EmbedderSpec(**{**spec.__dict__, "backend": "sentence-transformers"})
     return EmbedderSpec(**{**spec.__dict__, "backend": auto_embedding_backend(spec)})

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from ragline.embedders.base import EmbedderSpec, MissingDependencyError, ModelFormatError
-from ragline.modelrefs import resolve_model
+from ragline.models.refs import resolve_model
 
 
 def gguf_threads() -> int:

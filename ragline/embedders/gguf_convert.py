@@ -67,7 +67,7 @@ def convert(model_dir: Path, outfile: Path, outtype: str = "f16", cache: Path | 
 
 def cached_gguf(model_ref: str, outtype: str = "f16") -> Path:
     """The GGUF conversion of a local sentence-transformers model, made once per user cache."""
-    from ragline.modelrefs import resolve_model
+    from ragline.models.refs import resolve_model
 
     location = resolve_model(model_ref)
     if not location.local:

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from ragline.embedders.base import EmbedderSpec, MissingDependencyError
-from ragline.modelrefs import resolve_model
+from ragline.models.refs import resolve_model
 
 ONNX_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 _export_lock = threading.Lock()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ragline.embedders.base import EmbedderSpec
-from ragline.modelrefs import resolve_model
+from ragline.models.refs import resolve_model
 
 
 def pick_device(requested: str) -> str:

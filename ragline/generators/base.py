@@ -64,7 +64,7 @@ def resolve_backend(spec: GeneratorSpec) -> GeneratorSpec:
     if spec.backend != "auto":
         return spec
     try:
-        from ragline.selection import auto_generation_backend
+        from ragline.models.selection import auto_generation_backend
     except ImportError:
         return GeneratorSpec(**{**spec.__dict__, "backend": "llama-cpp"})
     return GeneratorSpec(**{**spec.__dict__, "backend": auto_generation_backend(spec)})

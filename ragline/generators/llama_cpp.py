@@ -7,7 +7,7 @@ import threading
 from typing import Iterator
 
 from ragline.generators.base import GeneratorSpec, Message
-from ragline.modelrefs import resolve_model
+from ragline.models.refs import resolve_model
 
 
 def _default_threads() -> int:

@@ -7,7 +7,7 @@ from typing import Iterator
 
 from ragline.embedders.base import MissingDependencyError, ModelFormatError
 from ragline.generators.base import GeneratorSpec, Message
-from ragline.modelrefs import resolve_model
+from ragline.models.refs import resolve_model
 
 
 class MlxLmGenerator:

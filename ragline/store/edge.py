@@ -26,7 +26,7 @@ from ragline.store.base import (
     check_compatible,
     check_search_request,
 )
-from ragline.store.edge_sync import EdgeSyncMixin
+from ragline.store.edge_documents import EdgeSyncMixin
 
 DENSE = "dense"
 SPARSE = "sparse"

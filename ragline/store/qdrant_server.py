@@ -22,7 +22,7 @@ from ragline.store.base import (
     check_compatible,
     check_search_request,
 )
-from ragline.store.qdrant_server_sync import QdrantSyncMixin
+from ragline.store.qdrant_server_documents import QdrantSyncMixin
 
 DENSE = "dense"
 SPARSE = "sparse"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from ragline import bench
+from ragline.evaluation import model_bench
 
 
 @task(name="measure-backend", cache_policy=NO_CACHE)

@@ -1,4 +1,4 @@
-"""The model catalog (ragline/catalog.toml) as typed entries."""
+"""The model catalog (ragline/models/catalog.toml) as typed entries."""
 
 from __future__ import annotations
 

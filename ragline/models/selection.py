@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
 
-from ragline.catalog import BACKENDS, CatalogModel, load_catalog
-from ragline.hardware import Hardware
+from ragline.models.catalog import BACKENDS, CatalogModel, load_catalog
+from ragline.models.hardware import Hardware
 
 PURPOSE_ROLES = {"rag": ("embedding", "instruct"), "chat": ("instruct",), "search": ("embedding",)}
 PRIORITIES = ("auto", "accuracy", "efficiency", "offline")
@@ -217,7 +217,7 @@ def _tier_line(tier: str) -> str:
 
 
 def decision_from_settings(settings, purpose: str = "rag", priority: str | None = None) -> Decision:
-    from ragline.hardware import hardware_from_settings
+    from ragline.models.hardware import hardware_from_settings
 
     chosen = priority or getattr(getattr(settings, "selection", None), "priority", "auto")
     return recommend(purpose, chosen, hardware_from_settings(settings))
@@ -227,7 +227,7 @@ def runnable_backends(model_ref: str, role: str, api_base: str | None) -> tuple[
     """The backends that can load `model_ref` at all, most general first."""
     if api_base:
         return ("openai",)
-    from ragline.modelrefs import resolve_model
+    from ragline.models.refs import resolve_model
 
     try:
         location = resolve_model(model_ref)
@@ -262,7 +262,7 @@ def backend_for(model_ref: str, role: str, api_base: str | None, decision: Decis
 
 
 def _settings():
-    from settings import get_settings
+    from ragline.settings import get_settings
 
     return get_settings()
 
@@ -274,7 +274,7 @@ def stable_decision(settings) -> Decision:
     backend that built it, and a pick that followed momentary free memory would flip between
     runs and make the next ingest or query refuse the collection.
     """
-    from ragline.hardware import Gpu, hardware_from_settings
+    from ragline.models.hardware import Gpu, hardware_from_settings
 
     hw = hardware_from_settings(settings)
     idle = replace(

@@ -6,7 +6,7 @@ worker process and waited for at most `ingest.parse_timeout_s`; a worker that ov
 is killed and replaced, and the file is reported as failed with the reason.
 
 Workers are forked from a `forkserver` that has imported unstructured and loaded the spaCy model
-(ragline/parse_worker.py), so that import cost is paid once per process, not per worker or per
+(ragline/parsing/worker.py), so that import cost is paid once per process, not per worker or per
 file, and a replacement worker starts warm. Forkserver rather than fork: the ingest process runs
 threads (Prefect, the embedder), which fork would copy in whatever state they were in. Workers
 take one file at a time and live as long as the pool (one per process, closed at exit).
@@ -16,39 +16,22 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import importlib
 import importlib.machinery
 import multiprocessing
 import os
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
 
-from ragline.records import Chunk, FileReport, SourceFile
+from ragline.parsing.options import ParseOptions, ParseOutcome
+from ragline.records import FileReport, SourceFile
 
-PRELOAD = ["ragline.parse_worker"]
+# The worker module is named, not imported: importing it loads unstructured, which this process
+# never needs (and it would make the pool and its workers import each other).
+WORKER_MODULE = "ragline.parsing.worker"
+PRELOAD = [WORKER_MODULE]
 _start_lock = threading.Lock()
-
-
-@dataclass(frozen=True)
-class ParseOptions:
-    strategy: str = "fast"
-    spacy_model: str = "en_core_web_sm"
-    sentence_splitter: str = "rules"
-    max_characters: int = 1000
-    new_after_n_chars: int = 800
-    overlap: int = 100
-    combine_text_under_n_chars: int = 200
-
-
-@dataclass
-class ParseOutcome:
-    """A parsed file: its chunks, its report row, and whether a failure belongs to its content
-    (not retried until the file changes) or to the moment (file vanished, unreadable: retried)."""
-
-    report: FileReport
-    chunks: list[Chunk] = field(default_factory=list)
-    content_failure: bool = False
 
 
 @contextlib.contextmanager
@@ -74,10 +57,7 @@ def _main_not_reimported():
 
 
 def _worker_main(conn, options: ParseOptions) -> None:
-    # Imported here, in the worker: importing it loads unstructured, which the parent never needs.
-    from ragline.parse_worker import serve
-
-    serve(conn, options)
+    importlib.import_module(WORKER_MODULE).serve(conn, options)
 
 
 class _Worker:

@@ -88,7 +88,7 @@ def prepare_unstructured(spacy_model: str = "en_core_web_sm", sentence_splitter:
     from unstructured.partition import text_type
 
     if sentence_splitter == "rules":
-        from ragline.sentences import split_sentences
+        from ragline.parsing.sentences import split_sentences
 
         text_type.sent_tokenize = split_sentences
     elif sentence_splitter == "spacy":

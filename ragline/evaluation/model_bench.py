@@ -1,6 +1,6 @@
 """Measure model backends on this machine: load time, throughput, peak memory, quality.
 
-Each backend is measured in a fresh subprocess (`python -m ragline.bench ...`), so its peak
+Each backend is measured in a fresh subprocess (`python -m ragline.evaluation.model_bench ...`), so its peak
 resident memory is its own and a backend that crashes or lacks its packages cannot take the
 others down. Quality comes from the evaluation code: nDCG@10 of the backend on a small BEIR
 sample for embedders, and for generators the fraction of answers that contain a reference answer
@@ -70,7 +70,7 @@ class WorkerResult:
 
 def run_worker(kind: str, backend: str, arguments: list[str], timeout_s: float = 900) -> WorkerResult:
     """Measure one backend in a subprocess; its last stdout line is the JSON result."""
-    command = [sys.executable, "-m", "ragline.bench", kind, backend, *arguments]
+    command = [sys.executable, "-m", "ragline.evaluation.model_bench", kind, backend, *arguments]
     env = {**os.environ, "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1")}
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=timeout_s, env=env)
@@ -90,10 +90,11 @@ def run_worker(kind: str, backend: str, arguments: list[str], timeout_s: float =
 
 def measure_embedder(backend: str, settings, texts: list[str], budget_s: float) -> dict:
     """Passages/s over `texts`, or over the model batches that fit in `budget_s` (slow backends)."""
-    from ragline import pipeline
+    from ragline import answering
+    from ragline import backends
     from ragline.embedders import EmbedderSpec, get_embedder
 
-    spec = EmbedderSpec(**{**pipeline.embedder_spec(settings).__dict__, "backend": backend})
+    spec = EmbedderSpec(**{**backends.embedder_spec(settings).__dict__, "backend": backend})
     started = time.perf_counter()
     spec = with_loadable_model(spec)
     embedder = get_embedder(spec)
@@ -119,7 +120,7 @@ def with_loadable_model(spec):
     the conversion time counts as loading, as it would for a user doing the same."""
     from dataclasses import replace
 
-    from ragline.modelrefs import resolve_model
+    from ragline.models.refs import resolve_model
 
     location = resolve_model(spec.model)
     if spec.backend == "gguf" and location.local and location.path.suffix != ".gguf":
@@ -131,12 +132,13 @@ def with_loadable_model(spec):
 
 def measure_generator(backend: str, settings, items, corpus: dict[str, tuple[str, str]], budget_s: float) -> dict:
     """Tokens/s and answer-contains-reference over the questions answered within `budget_s`."""
-    from ragline import pipeline
-    from ragline.evaluation import contains_reference
+    from ragline import answering
+    from ragline import backends
+    from ragline.evaluation.metrics import contains_reference
     from ragline.generators import GeneratorSpec, get_generator
     from ragline.records import Hit
 
-    spec = GeneratorSpec(**{**pipeline.generator_spec(settings).__dict__, "backend": backend})
+    spec = GeneratorSpec(**{**backends.generator_spec(settings).__dict__, "backend": backend})
     started = time.perf_counter()
     generator = get_generator(spec)
     load_s = time.perf_counter() - started
@@ -147,7 +149,7 @@ def measure_generator(backend: str, settings, items, corpus: dict[str, tuple[str
         title, text = corpus[item.gold[0]]
         hit = Hit(item.gold[0], 1.0, {"source": item.gold[0], "page": None, "text": f"{title}\n{text}"})
         started = time.perf_counter()
-        answer = pipeline.generate_answer(item.question, [hit], generator, settings)
+        answer = answering.generate_answer(item.question, [hit], generator, settings)
         seconds += time.perf_counter() - started
         tokens += generator.count_tokens(answer.answer)
         correct += contains_reference(answer.answer, item.answers)
@@ -158,7 +160,7 @@ def measure_generator(backend: str, settings, items, corpus: dict[str, tuple[str
 
 
 def worker_main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m ragline.bench")
+    parser = argparse.ArgumentParser(prog="python -m ragline.evaluation.model_bench")
     parser.add_argument("kind", choices=["embedder", "generator"])
     parser.add_argument("backend")
     parser.add_argument("--dataset", required=True)
@@ -169,8 +171,8 @@ def worker_main(argv: list[str]) -> int:
 
     from ragline.embedders import MissingDependencyError
     from ragline.embedders.base import ModelFormatError
-    from ragline.evaluation import load_beir
-    from settings import get_settings
+    from ragline.evaluation.metrics import load_beir
+    from ragline.settings import get_settings
 
     settings = get_settings()
     section_name = "embedding" if args.kind == "embedder" else "generation"
@@ -183,7 +185,7 @@ def worker_main(argv: list[str]) -> int:
             texts = [f"{t}\n{x}" for t, x in list(dataset.corpus.values())[: args.docs]]
             result = measure_embedder(args.backend, settings, texts, args.budget_s)
         else:
-            from ragline.qa_sample import SQUAD_QA_SAMPLE
+            from ragline.evaluation.qa_sample import SQUAD_QA_SAMPLE
 
             items = [i for i in SQUAD_QA_SAMPLE if i.gold[0] in dataset.corpus][: args.questions]
             result = measure_generator(args.backend, settings, items, dataset.corpus, args.budget_s)

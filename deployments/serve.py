@@ -6,7 +6,7 @@ subprocesses would lock each other out, and each subprocess would load the model
 module registers the same deployments `prefect.serve()` would (schedules active while it runs),
 polls the Prefect API for their due runs and executes them in threads of this process, where the
 store, the embedding model and the instruct model are opened once. Next to it runs a Prefect task
-worker for the low-latency path (flows/worker.py). Runs keep what lives on the server: states,
+worker for the low-latency path (deployments/worker.py). Runs keep what lives on the server: states,
 logs, artifacts, the deployment concurrency limit. One thing a thread cannot honour is cancelling
 a run that already started (it finishes); scheduled and queued runs cancel as usual.
 """
@@ -27,9 +27,9 @@ from prefect.states import Pending
 from prefect.task_worker import TaskWorker
 from prefect.utilities.engine import propose_state
 
-from flows.deployments import ask_options, ingest_flow, ingest_options
-from flows.query import ask
-from flows.worker import answer_question
+from ragline.deployments.register import ask_options, ingest_flow, ingest_options
+from ragline.flows.query import ask
+from ragline.deployments.worker import answer_question
 
 POLL_SECONDS = 0.5
 logger = logging.getLogger("ragline.serve")

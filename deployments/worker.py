@@ -7,14 +7,14 @@ time. Every query is still a Prefect object: the task run `ask-query` wraps a re
 (the same flow the deployment runs), so it shows in the UI with its answer artifact.
 
 Callers: `answer_question.delay(question=...)` returns a future; `ask_via_worker()` waits for it.
-The task worker runs inside `ragline serve` (flows/serve.py), next to the served deployments.
+The task worker runs inside `ragline serve` (deployments/serve.py), next to the served deployments.
 """
 
 from __future__ import annotations
 
 from prefect import task
 
-from flows.query import ask
+from ragline.flows.query import ask
 
 QUERY_TASK_NAME = "ask-query"
 

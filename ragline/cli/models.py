@@ -9,10 +9,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from ragline.cli_common import load_settings
+from ragline.cli.common import load_settings, out
+from ragline.cli.model_bench import bench_command
 
 models_app = typer.Typer(help="Model selection: what runs best on this hardware, and the catalog.", no_args_is_help=True)
-out = Console()
+models_app.command("bench")(bench_command)
 # Piped output (CI logs, tests) gets no 80-column wrap: model IDs are long.
 wide = Console(width=None if out.is_terminal else 220, soft_wrap=True)
 
@@ -36,7 +37,7 @@ def configured_backends(settings) -> dict:
     `auto` decides on the machine as if idle (ragline.selection.stable_decision), so the line it
     prints does not change with momentary free memory.
     """
-    from ragline.selection import backend_for, stable_decision
+    from ragline.models.selection import backend_for, stable_decision
 
     decision = stable_decision(settings)
 
@@ -57,7 +58,7 @@ def recommend_command(
     json_output: bool = typer.Option(False, "--json", help="Print the decision as JSON."),
 ) -> None:
     """Pick models for PURPOSE on this hardware (see [hardware] settings to describe another machine)."""
-    from ragline.selection import decision_from_settings
+    from ragline.models.selection import decision_from_settings
 
     settings = load_settings()
     decision = decision_from_settings(settings, purpose.value, priority.value if priority else None)
@@ -83,10 +84,10 @@ def recommend_command(
 
 @models_app.command("list")
 def list_command(json_output: bool = typer.Option(False, "--json", help="Print the catalog as JSON.")) -> None:
-    """Print the model catalog (ragline/catalog.toml)."""
+    """Print the model catalog (ragline/models/catalog.toml)."""
     from dataclasses import asdict
 
-    from ragline.catalog import load_catalog
+    from ragline.models.catalog import load_catalog
 
     catalog = load_catalog()
     if json_output:

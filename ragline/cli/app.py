@@ -8,12 +8,13 @@ import sys
 from typing import Optional
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from ragline.cli_common import connect_prefect, fail, load_settings
-from ragline.cli_models import models_app
+from ragline.cli.common import connect_prefect, console, fail, load_settings, out, run_flow
+from ragline.cli.deploy import deploy, serve
+from ragline.cli.evaluation import register as register_evaluation_commands
+from ragline.cli.models import models_app
 
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
@@ -24,8 +25,9 @@ app = typer.Typer(help="ragline: Prefect-orchestrated RAG over your documents.",
 server_app = typer.Typer(help="The local Prefect server ragline starts when no PREFECT_API_URL is set.")
 app.add_typer(server_app, name="server")
 app.add_typer(models_app, name="models")
-console = Console(stderr=True)
-out = Console()
+register_evaluation_commands(app)
+app.command()(deploy)
+app.command()(serve)
 
 
 @app.command()
@@ -39,7 +41,7 @@ def ingest(
     ),
 ) -> None:
     """Parse, chunk, embed and store the documents under PATH (unchanged files are skipped)."""
-    from ragline.discovery import DiscoveryError, has_candidates
+    from ragline.ingestion.discovery import DiscoveryError, has_candidates
 
     settings = load_settings()
     try:
@@ -49,12 +51,12 @@ def ingest(
     if not found:
         fail(f"no documents found under {path} (ingest.include / ingest.exclude filter them all out)")
     connect_prefect(settings)
-    from ragline.cli_deploy import route_ingest
+    from ragline.cli.deploy import route_ingest
 
     routed = route_ingest(settings, path, collection, prune, reembed)  # None unless `ragline serve` owns the store
     if routed is not None:
         return out.print_json(json.dumps(routed)) if json_output else print_ingest_summary(routed)
-    from flows.ingest import ingest as ingest_flow
+    from ragline.flows.ingest import ingest as ingest_flow
     from ragline import progress
 
     with Progress(
@@ -71,18 +73,6 @@ def ingest(
         out.print_json(json.dumps(summary))
     else:
         print_ingest_summary(summary)
-
-
-def run_flow(flow_fn, **params):
-    """Run a flow; user-fixable errors become one line instead of a traceback."""
-    from ragline.locking import IngestLockedError
-    from ragline.store import EmbedderMismatchError
-    from ragline.sync import IngestError
-
-    try:
-        return flow_fn(**params)
-    except (EmbedderMismatchError, IngestError, IngestLockedError, LookupError, ValueError, FileNotFoundError) as exc:
-        fail(str(exc).strip("'\""))
 
 
 def print_ingest_summary(summary: dict) -> None:
@@ -112,8 +102,8 @@ def ask(
         fail('the question is empty: ask something, e.g. ragline ask "What is ragline?"')
     settings = load_settings()
     connect_prefect(settings)
-    from flows.query import ask as ask_flow
-    from ragline.cli_deploy import route_ask, served_elsewhere
+    from ragline.flows.query import ask as ask_flow
+    from ragline.cli.deploy import route_ask, served_elsewhere
 
     params = dict(question=question, k=k, sources=source or None, file_types=file_type or None, collection=collection)
     with console.status("retrieving and generating..."):
@@ -136,7 +126,7 @@ def ask(
 @app.command()
 def config() -> None:
     """Print the effective settings (profile, env vars, .env), secrets masked."""
-    from settings import masked_settings, selected_profile
+    from ragline.settings import masked_settings, selected_profile
 
     settings = load_settings()
     out.print(f"# profile: {selected_profile()}")
@@ -146,7 +136,7 @@ def config() -> None:
 @server_app.command("stop")
 def server_stop() -> None:
     """Stop the local Prefect server ragline started."""
-    from flows.runtime import stop_local_server
+    from ragline.deployments.local_server import stop_local_server
 
     stopped = stop_local_server(load_settings())
     out.print("stopped" if stopped else "no local Prefect server was started by ragline")
@@ -157,16 +147,6 @@ def server_start() -> None:
     """Start (or find) the local Prefect server and print its URL."""
     api_url = connect_prefect(load_settings())
     out.print(f"Prefect API: {api_url}\nPrefect UI:  {api_url.removesuffix('/api')}")
-
-
-from ragline.cli_eval import register as register_eval_commands  # noqa: E402  (needs `app`)
-
-register_eval_commands(app)
-
-from ragline.cli_deploy import deploy, serve  # noqa: E402
-
-app.command()(deploy)
-app.command()(serve)
 
 
 def main() -> None:

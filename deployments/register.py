@@ -17,8 +17,8 @@ from pathlib import Path
 from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
 from prefect.schedules import Cron
 
-from flows.ingest import ingest
-from flows.query import ask
+from ragline.flows.ingest import ingest
+from ragline.flows.query import ask
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 INGEST_ENTRYPOINT = "flows/ingest.py:ingest"
@@ -28,7 +28,7 @@ ASK_ENTRYPOINT = "flows/query.py:ask"
 
 def ingest_flow(settings):
     """The ingest flow with the task runner the settings ask for (threads, or a Dask cluster)."""
-    from flows.scale import scaled_ingest
+    from ragline.flows.scale import scaled_ingest
 
     return scaled_ingest(settings)
 

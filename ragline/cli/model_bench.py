@@ -8,7 +8,7 @@ import sys
 import typer
 from rich.table import Table
 
-from ragline.cli_eval import console, fail, out, prepare
+from ragline.cli.common import console, fail, out, prepare_dataset_run
 
 DEFAULT_DATASET = "../shared/data/squad2-cs224n-test-retrieval"
 MEASURED = ("load s", "throughput", "unit", "peak MB", "quality", "quality metric")
@@ -26,8 +26,8 @@ def bench_command(
     json_output: bool = typer.Option(False, "--json", help="Print the rows as JSON (one list, last line)."),
 ) -> None:
     """Per embedding and generation backend: load time, throughput, peak memory and quality."""
-    prepare(dataset_dir)
-    from flows.bench import check_known, models_bench
+    prepare_dataset_run(dataset_dir)
+    from ragline.flows.model_bench import check_known, models_bench
     from ragline import embedders, generators
 
     try:

@@ -1,6 +1,6 @@
 """`ragline deploy`, `ragline serve`, and routing CLI work to a running `ragline serve`.
 
-Registered on the main app in ragline/cli.py. Prefect is imported inside the commands only.
+Registered on the main app in ragline/cli/app.py. Prefect is imported inside the commands only.
 """
 
 from __future__ import annotations
@@ -11,13 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.console import Console
 
-from ragline.cli_common import connect_prefect, fail, load_settings
-from ragline.ownership import StoreBusyError, claim, current_owner, owns_embedded_store
+from ragline.cli.common import connect_prefect, console, fail, load_settings, out
+from ragline.store.ownership import StoreBusyError, claim, current_owner, owns_embedded_store
 
-console = Console(stderr=True)
-out = Console()
 REMOTE_TIMEOUT_S = 600.0
 INGEST_TIMEOUT_S = 6 * 3600.0
 
@@ -26,7 +23,7 @@ def deploy() -> None:
     """Register the ingest (cron from settings) and ask deployments on a process work pool."""
     settings = load_settings()
     api_url = connect_prefect(settings)
-    from flows.deployments import deploy_to_work_pool
+    from ragline.deployments.register import deploy_to_work_pool
 
     if owns_embedded_store(settings):
         console.print(
@@ -66,14 +63,14 @@ def serve() -> None:
 
 def warm_up(settings) -> None:
     """Load both models and open the store now, so the first query pays nothing extra."""
-    from ragline import pipeline
+    from ragline import backends
     from ragline.embedders import get_embedder
     from ragline.generators import get_generator
     from ragline.store import open_store
 
     with console.status("loading models and opening the store..."):
-        get_embedder(pipeline.embedder_spec(settings))
-        get_generator(pipeline.generator_spec(settings))
+        get_embedder(backends.embedder_spec(settings))
+        get_generator(backends.generator_spec(settings))
         try:
             open_store(settings).count(settings.store.collection)
         except Exception as exc:  # e.g. the WAL lock of a one-shot `ragline ingest` still running
@@ -82,7 +79,7 @@ def warm_up(settings) -> None:
 
 
 async def _serve_until_signal(settings, api_url: str) -> None:
-    from flows.serve import serve_forever
+    from ragline.deployments.serve import serve_forever
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -105,13 +102,13 @@ def served_elsewhere(settings) -> bool:
 
 def route_ask(settings, params: dict[str, Any], via_deployment: bool) -> dict:
     """Answer through Prefect: the `ask` deployment, or the running query worker (faster)."""
-    from flows.client import RemoteRunError, run_deployment_for_result
-    from flows.deployments import ask_deployment_name
+    from ragline.deployments.client import RemoteRunError, run_deployment_for_result
+    from ragline.deployments.register import ask_deployment_name
 
     try:
         if via_deployment:
             return run_deployment_for_result(ask_deployment_name(settings), params, REMOTE_TIMEOUT_S)
-        from flows.worker import ask_via_worker
+        from ragline.deployments.worker import ask_via_worker
 
         return ask_via_worker(REMOTE_TIMEOUT_S, **params)
     except (RemoteRunError, TimeoutError) as exc:
@@ -124,8 +121,8 @@ def route_ingest(settings, path: str, collection: str | None, prune: bool, reemb
     """When `ragline serve` owns the store, run the ingest deployment there; else None."""
     if not served_elsewhere(settings):
         return None
-    from flows.client import RemoteRunError, run_deployment_for_result
-    from flows.deployments import ingest_deployment_name
+    from ragline.deployments.client import RemoteRunError, run_deployment_for_result
+    from ragline.deployments.register import ingest_deployment_name
 
     name = ingest_deployment_name(settings, collection)
     console.print(f"`ragline serve` owns the store: running the {name} deployment there.")

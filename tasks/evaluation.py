@@ -7,7 +7,9 @@ from functools import partial
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from ragline import evaluation, pipeline
+from ragline.evaluation import metrics as evaluation
+from ragline import answering
+from ragline import backends
 from ragline.embedders import get_embedder
 from ragline.retrieval import retrieval_options
 from ragline.store import open_store
@@ -30,7 +32,7 @@ def retrieve_batch(
     queries: list[tuple[str, str]], settings, collection: str, mode: str, source_to_doc: dict[str, str]
 ) -> dict[str, list[str]]:
     """Rank corpus ids for a batch of queries through the same retrieval path `ragline ask` uses."""
-    embedder = get_embedder(pipeline.embedder_spec(settings))
+    embedder = get_embedder(backends.embedder_spec(settings))
     search = partial(
         _search, embedder=embedder, store=open_store(settings), collection=collection,
         options=retrieval_options(settings, mode),
@@ -39,12 +41,12 @@ def retrieve_batch(
 
 
 def _search(question: str, k: int, embedder, store, collection: str, options):
-    return pipeline.retrieve(question, k, None, embedder, store, collection, options)
+    return answering.retrieve(question, k, None, embedder, store, collection, options)
 
 
 @task(name="direct-dense-baseline", cache_policy=NO_CACHE)
 def direct_dense_baseline(dataset: evaluation.BeirDataset, settings) -> dict[str, list[str]]:
-    return evaluation.direct_dense_run(dataset, get_embedder(pipeline.embedder_spec(settings)))
+    return evaluation.direct_dense_run(dataset, get_embedder(backends.embedder_spec(settings)))
 
 
 @task(name="score-run", cache_policy=NO_CACHE)
@@ -54,7 +56,7 @@ def score_run(run: dict[str, list[str]], qrels: dict[str, dict[str, int]]) -> di
 
 @task(name="embedder-name", cache_policy=NO_CACHE)
 def embedder_name(settings) -> str:
-    return get_embedder(pipeline.embedder_spec(settings)).name
+    return get_embedder(backends.embedder_spec(settings)).name
 
 
 @task(name="drop-collection", cache_policy=NO_CACHE)

@@ -8,7 +8,7 @@ it: tests check that). Used by `ragline models bench` to score generators, and b
 
 from __future__ import annotations
 
-from ragline.evaluation import QAItem
+from ragline.evaluation.metrics import QAItem
 
 # (gold passage id, question, reference answers)
 _ITEMS = [

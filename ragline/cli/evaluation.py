@@ -1,7 +1,6 @@
 """`ragline eval` and `ragline eval-answers`: measure retrieval and answers on a dataset.
 
-Self-contained (no import of ragline.cli): ragline.cli registers these commands, and importing it
-back from here would run it twice when started as `python -m ragline.cli`.
+ragline.cli.app registers these commands (`register`).
 """
 
 from __future__ import annotations
@@ -15,45 +14,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from ragline.cli_common import fail
+from ragline.cli.common import console, fail, out, prepare_dataset_run, run_flow
 
-# soft_wrap: an error stays one line, however narrow the terminal.
-console = Console(stderr=True, soft_wrap=True)
-out = Console()
 METRICS = ("ndcg@10", "recall@10", "recall@100", "mrr@10")
 MODES = ("dense", "sparse", "hybrid")
-
-
-def prepare(dataset_dir: str):
-    """Settings and a Prefect API, or a one-line error the user can act on."""
-    from flows.runtime import ensure_prefect_api
-    from settings import get_settings
-
-    from ragline.evaluation import DatasetError, beir_paths
-
-    if not Path(dataset_dir).expanduser().is_dir():
-        fail(f"{dataset_dir} is not a folder: pass a BEIR dataset folder (corpus.jsonl, queries.jsonl, qrels/test.tsv)")
-    try:
-        beir_paths(dataset_dir)
-    except DatasetError as exc:
-        fail(str(exc))
-    try:
-        settings = get_settings()
-        ensure_prefect_api(settings)
-    except (RuntimeError, ValueError) as exc:
-        fail(str(exc))
-    return settings
-
-
-def run_flow(flow_fn, **params):
-    from ragline.evaluation import DatasetError
-    from ragline.store import EmbedderMismatchError
-
-    try:
-        with console.status(f"running {flow_fn.name} (ingest, then queries)..."):
-            return flow_fn(**params)
-    except (DatasetError, EmbedderMismatchError, LookupError, ValueError, FileNotFoundError) as exc:
-        fail(str(exc).strip("'\""))
 
 
 def eval_command(
@@ -68,11 +32,11 @@ def eval_command(
     bad = [m for m in mode if m not in MODES]
     if bad:
         fail(f"unknown --mode {', '.join(bad)}: use {', '.join(MODES)}")
-    settings = prepare(dataset_dir)
-    from flows.evaluate import evaluate
+    settings = prepare_dataset_run(dataset_dir)
+    from ragline.flows.evaluation import evaluate
 
     report = run_flow(
-        evaluate, dataset_dir=dataset_dir, modes=mode or None, limit_queries=limit_queries,
+        evaluate, status="running evaluate (ingest, then queries)...", dataset_dir=dataset_dir, modes=mode or None, limit_queries=limit_queries,
         max_docs=max_docs, direct_baseline=baseline,
     )
     print_report(report, settings, console if json_output else out)
@@ -109,10 +73,10 @@ def eval_answers_command(
     json_output: bool = typer.Option(False, "--json", help="Print the scores as JSON."),
 ) -> None:
     """Answer each question with the real query flow; score answers and citations."""
-    prepare(corpus_dir)
-    from flows.evaluate import evaluate_answers
+    prepare_dataset_run(corpus_dir)
+    from ragline.flows.evaluation import evaluate_answers
 
-    report = run_flow(evaluate_answers, corpus_dir=corpus_dir, qa_file=qa_file, limit=limit, max_docs=max_docs)
+    report = run_flow(evaluate_answers, status="running evaluate-answers (ingest, then answers)...", corpus_dir=corpus_dir, qa_file=qa_file, limit=limit, max_docs=max_docs)
     if json_output:
         sys.stdout.write(json.dumps(report) + "\n")
         return
@@ -124,10 +88,6 @@ def eval_answers_command(
 
 
 def register(app: typer.Typer) -> None:
-    """Add `eval`, `eval-answers` and `models bench` (on the models sub-app) to the CLI."""
-    from ragline.cli_bench import bench_command
-    from ragline.cli_models import models_app
-
+    """Add `eval` and `eval-answers` to the CLI."""
     app.command("eval")(eval_command)
     app.command("eval-answers")(eval_answers_command)
-    models_app.command("bench")(bench_command)

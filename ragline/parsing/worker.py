@@ -19,10 +19,11 @@ import threading
 import time
 from pathlib import Path
 
-from ragline.chunking import chunk_elements
-from ragline.parse_pool import ParseOptions, ParseOutcome
-from ragline.parsing import ParseError, partition_file, prepare_unstructured
+from ragline.parsing.chunking import chunk_elements
+from ragline.parsing.options import ParseOptions, ParseOutcome
+from ragline.parsing.partition import ParseError, partition_file, prepare_unstructured
 from ragline.records import Chunk, FileReport, SourceFile
+from ragline.timing import seconds_since
 
 NO_TEXT = "no text found: the document is empty, scanned without a text layer, or encrypted"
 ENCRYPTED_EMAIL = "no text: encrypted email (PGP or S/MIME); decrypt it first"
@@ -37,15 +38,15 @@ def parse_one(source_file: SourceFile, options: ParseOptions) -> ParseOutcome:
     try:
         chunks = _chunks_of(source_file, options)
     except ParseError as exc:
-        report = FileReport(source_file.source, "failed", reason=str(exc), seconds=_since(started))
+        report = FileReport(source_file.source, "failed", reason=str(exc), seconds=seconds_since(started))
         return ParseOutcome(report, content_failure=not exc.transient)
     except Exception as exc:  # a chunker bug must not stop the run either
         reason = f"cannot chunk: {type(exc).__name__}: {exc}"[:300]
-        return ParseOutcome(FileReport(source_file.source, "failed", reason=reason, seconds=_since(started)), content_failure=True)
+        return ParseOutcome(FileReport(source_file.source, "failed", reason=reason, seconds=seconds_since(started)), content_failure=True)
     if chunks:
-        return ParseOutcome(FileReport(source_file.source, "ingested", chunks=len(chunks), seconds=_since(started)), chunks)
+        return ParseOutcome(FileReport(source_file.source, "ingested", chunks=len(chunks), seconds=seconds_since(started)), chunks)
     reason = _no_text_reason(source_file)
-    return ParseOutcome(FileReport(source_file.source, "skipped", reason=reason, seconds=_since(started)))
+    return ParseOutcome(FileReport(source_file.source, "skipped", reason=reason, seconds=seconds_since(started)))
 
 
 def _chunks_of(source_file: SourceFile, options: ParseOptions) -> list[Chunk]:
@@ -124,9 +125,6 @@ def _pdf_is_encrypted(path: str) -> bool:
         return False
 
 
-def _since(started: float) -> float:
-    return round(time.perf_counter() - started, 3)
-
 
 # -- the process side ---------------------------------------------------------------------------
 
@@ -169,7 +167,7 @@ WARM_PARTITIONERS = ("text", "html", "md", "rst", "org", "docx", "pptx", "xlsx",
 def _warm() -> None:
     try:
         prepare_unstructured()
-        from ragline.parsing import load_spacy_pipeline
+        from ragline.parsing.partition import load_spacy_pipeline
 
         load_spacy_pipeline()
     except Exception:  # a worker reports the same problem per file, with its reason

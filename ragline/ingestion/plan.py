@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field, replace
 
-from ragline.discovery import Discovery, KnownHash
+from ragline.ingestion.discovery import Discovery, KnownHash
 from ragline.embedders import EmbedderSpec
 from ragline.embedders.base import resolve_backend
 from ragline.records import FileReport, ParsedBatch, SourceFile

@@ -13,10 +13,11 @@ from contextlib import contextmanager
 from prefect import flow
 from prefect.artifacts import create_table_artifact
 
-from flows.common import artifact_key
-from flows.evaluate import evaluate
-from ragline import bench, embedders, generators
-from tasks import bench as t
+from ragline.flows.common import artifact_key
+from ragline.flows.evaluation import evaluate
+from ragline import embedders, generators
+from ragline.evaluation import model_bench
+from ragline.tasks import model_bench as t
 
 
 @contextmanager

@@ -14,13 +14,15 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from flows.common import artifact_key, with_retries
-from flows.ingest import batched, ingest
-from flows.query import ask
-from ragline.evaluation import CUTOFFS, load_qa, score_answers
-from ragline.qa_sample import SQUAD_QA_SAMPLE
-from settings import get_settings
-from tasks import evaluate as t
+from ragline.flows.common import artifact_key, with_retries
+from ragline.flows.ingest import ingest
+from ragline.ingestion.batches import batched
+from ragline.flows.query import ask
+from ragline.evaluation.metrics import CUTOFFS, load_qa, score_answers
+from ragline.evaluation.qa_sample import SQUAD_QA_SAMPLE
+from ragline.settings import get_settings
+from ragline.timing import seconds_since
+from ragline.tasks import evaluation as t
 
 # Queries per retrieval task: ~6,000 queries make ~24 tasks, not 6,000.
 QUERIES_PER_TASK = 256
@@ -57,7 +59,7 @@ def evaluate(
     if direct_baseline:
         started = time.perf_counter()
         run = t.direct_dense_baseline(dataset, settings)
-        results.append({"retrieval": "dense-direct", **t.score_run(run, dataset.qrels), "seconds": _since(started), "run": run})
+        results.append({"retrieval": "dense-direct", **t.score_run(run, dataset.qrels), "seconds": seconds_since(started), "run": run})
     report = {"dataset": dataset.name, "queries": len(dataset.queries), "docs": len(dataset.corpus),
               "chunks": summary["chunks"], "embedder": embedder, "results": results}
     publish_results(report)
@@ -80,11 +82,7 @@ def score_mode(dataset, settings, collection: str, mode: str, source_to_doc: dic
         run.update(future.result())
     metrics = t.score_run(run, dataset.qrels)
     label = mode + ("+rerank" if settings.retrieval.rerank_model else "")
-    return {"retrieval": label, **metrics, "seconds": _since(started), "run": run}
-
-
-def _since(started: float) -> float:
-    return round(time.perf_counter() - started, 2)
+    return {"retrieval": label, **metrics, "seconds": seconds_since(started), "run": run}
 
 
 def publish_results(report: dict) -> None:
@@ -107,7 +105,7 @@ def evaluate_answers(corpus_dir: str, qa_file: str | None = None, limit: int | N
                      max_docs: int | None = None) -> dict:
     """Ingest the BEIR corpus in `corpus_dir`, answer each question of `qa_file` with the real
     query flow, and score: does the answer contain a reference answer, do its citations include
-    the gold passage. Without `qa_file`, the bundled SQuAD sample (ragline/qa_sample.py)."""
+    the gold passage. Without `qa_file`, the bundled SQuAD sample (ragline/evaluation/qa_sample.py)."""
     settings = get_settings()
     items = load_qa(qa_file) if qa_file else list(SQUAD_QA_SAMPLE)
     items = items[:limit] if limit else items

@@ -1,0 +1,71 @@
+"""What every `ragline` sub-command shares: consoles, one-line errors, settings, the Prefect API."""
+
+from __future__ import annotations
+
+import typer
+from rich.console import Console
+
+from ragline.settings import RaglineSettings
+
+# soft_wrap: an error stays one line, however narrow the terminal.
+console = Console(stderr=True, soft_wrap=True)
+out = Console()
+
+
+def fail(message: str) -> None:
+    """Print a user-fixable error as one line (no traceback) and exit with status 1."""
+    typer.secho(f"error: {' '.join(message.split())}", err=True, fg="red")
+    raise typer.Exit(code=1)
+
+
+def load_settings() -> RaglineSettings:
+    from ragline.settings import get_settings
+
+    try:
+        return get_settings()
+    except Exception as exc:  # pydantic validation errors name the bad setting
+        fail(f"invalid settings: {exc}")
+
+
+def connect_prefect(settings: RaglineSettings) -> str:
+    from ragline.deployments.local_server import ensure_prefect_api
+
+    try:
+        return ensure_prefect_api(settings)
+    except (RuntimeError, ValueError) as exc:
+        fail(str(exc))
+
+
+def run_flow(flow_fn, status: str | None = None, **params):
+    """Run a flow in this process; user-fixable errors become one line instead of a traceback."""
+    from ragline.evaluation.metrics import DatasetError
+    from ragline.ingestion.locking import IngestLockedError
+    from ragline.ingestion.plan import IngestError
+    from ragline.store import EmbedderMismatchError
+
+    user_errors = (DatasetError, EmbedderMismatchError, IngestError, IngestLockedError, LookupError, ValueError,
+                   FileNotFoundError)
+    try:
+        if status is None:
+            return flow_fn(**params)
+        with console.status(status):
+            return flow_fn(**params)
+    except user_errors as exc:
+        fail(str(exc).strip("'\""))
+
+
+def prepare_dataset_run(dataset_dir: str) -> RaglineSettings:
+    """Settings and a Prefect API for a run over a BEIR dataset folder, or a one-line error."""
+    from pathlib import Path
+
+    from ragline.evaluation.metrics import DatasetError, beir_paths
+
+    if not Path(dataset_dir).expanduser().is_dir():
+        fail(f"{dataset_dir} is not a folder: pass a BEIR dataset folder (corpus.jsonl, queries.jsonl, qrels/test.tsv)")
+    try:
+        beir_paths(dataset_dir)
+    except DatasetError as exc:
+        fail(str(exc))
+    settings = load_settings()
+    connect_prefect(settings)
+    return settings

@@ -1,0 +1,1 @@
+"""Ingestion's plain-Python work: discover files, plan the sync, lock the collection, batch the work."""

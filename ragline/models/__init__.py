@@ -1,0 +1,1 @@
+"""Model selection: the catalog, hardware detection, model references and the `auto` decision."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal
 
 from pydantic import BaseModel
@@ -78,3 +78,32 @@ class Answer(BaseModel):
     answer: str
     citations: list[Citation]
     timings: dict[str, float]
+
+
+@dataclass
+class DocumentRecord:
+    """One document in the manifest.
+
+    `live_hash`/`chunks`: the version whose chunks queries see (None: no chunks are live, e.g. an
+    empty document, or a new one whose first parse failed). `seen_hash`, `fingerprint`,
+    `hashed_ns`: the file's content hash when the last run looked at it, and the stat fingerprint
+    it had then (lets the next run skip hashing). `failed_reason`: why `seen_hash` could not be
+    parsed; that version is not retried until the file changes (or `--reembed`), and the chunks
+    of `live_hash` stay live meanwhile.
+    """
+
+    source: str
+    live_hash: str | None = None
+    chunks: int = 0
+    seen_hash: str = ""
+    fingerprint: str = ""
+    hashed_ns: int = 0
+    failed_reason: str | None = None
+
+    def payload(self, root: str) -> dict:
+        return {**asdict(self), "root": root}
+
+    @classmethod
+    def from_payload(cls, payload: dict) -> DocumentRecord:
+        names = {f.name for f in fields(cls)}
+        return cls(**{key: value for key, value in payload.items() if key in names})

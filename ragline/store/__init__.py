@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 
+from ragline.settings import RaglineSettings
 from ragline.store.base import (
     CollectionInfo,
     EmbedderMismatchError,
@@ -19,6 +20,7 @@ __all__ = [
     "SparseVector",
     "VectorStore",
     "close_stores",
+    "collection_for",
     "open_store",
 ]
 
@@ -36,7 +38,12 @@ def _open(kind: str, location: str, api_key: str | None, shards, replicas) -> Ve
     return QdrantServerStore(location, api_key=api_key, shard_number=shards, replication_factor=replicas)
 
 
-def open_store(settings) -> VectorStore:
+def collection_for(embedder, name: str) -> CollectionInfo:
+    """The collection `name` as built by `embedder` (an Embedder: its name and dimensions)."""
+    return CollectionInfo(name=name, embedder=embedder.name, dimensions=embedder.dimensions)
+
+
+def open_store(settings: RaglineSettings) -> VectorStore:
     """The store the settings name, opened once per process (embedded engines are single-owner)."""
     store = settings.store
     location = str(settings.store_path) if store.kind == "edge" else (store.url or str(settings.store_path))

@@ -7,8 +7,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from ragline.records import Chunk, Hit
-from ragline.store.manifest import DocumentRecord
+from ragline.records import Chunk, DocumentRecord, Hit
 
 # Payload fields with a keyword index: they are what filters and sync bookkeeping match on.
 KEYWORD_FIELDS = ("source", "file_type", "doc_hash", "root")
@@ -58,7 +57,7 @@ class FusionSpec:
     candidates: int = 100
 
 
-def check_search_request(mode: str, vector, sparse: "SparseVector | None", fusion: FusionSpec) -> None:
+def check_search_request(mode: str, vector, sparse: SparseVector | None, fusion: FusionSpec) -> None:
     """Reject a search the store cannot run, naming the setting to fix."""
     if mode not in RETRIEVAL_MODES:
         raise ValueError(f"retrieval mode {mode!r} is unknown: set retrieval.mode to one of {', '.join(RETRIEVAL_MODES)}")
@@ -89,15 +88,15 @@ class VectorStore(Protocol):
 
     # Document sync (ragline/store/manifest.py): the manifest, per-version chunk counts, atomic
     # promotion of staged documents, removal of documents that left the source.
-    def read_manifest(self, collection: str, root: str) -> "dict[str, DocumentRecord]": ...
+    def read_manifest(self, collection: str, root: str) -> dict[str, DocumentRecord]: ...
 
     def chunk_counts(self, collection: str, root: str) -> dict[str, dict[str, int]]: ...
 
     def commit_documents(
-        self, collection: str, root: str, records: "list[DocumentRecord]", staging: str | None
+        self, collection: str, root: str, records: list[DocumentRecord], staging: str | None
     ) -> None: ...
 
-    def write_manifest(self, collection: str, root: str, records: "list[DocumentRecord]") -> None: ...
+    def write_manifest(self, collection: str, root: str, records: list[DocumentRecord]) -> None: ...
 
     def remove_document(self, collection: str, root: str, source: str) -> None: ...
 

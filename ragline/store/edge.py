@@ -26,13 +26,14 @@ from ragline.store.base import (
     check_compatible,
     check_search_request,
 )
-from ragline.store.edge_documents import EdgeSyncMixin
+from ragline.store.documents import Conditions, DocumentSync
+from ragline.store.manifest import MANIFEST_KEYWORD_FIELDS, manifest_name
 
 DENSE = "dense"
 SPARSE = "sparse"
 
 
-class EdgeStore(EdgeSyncMixin):
+class EdgeStore(DocumentSync):
     def __init__(self, path: str | Path):
         self.root = Path(path) / "edge"
         self.root.mkdir(parents=True, exist_ok=True)
@@ -98,16 +99,45 @@ class EdgeStore(EdgeSyncMixin):
             shard.update(qe.UpdateOperation.upsert_points(points))
             shard.flush()
 
-    def delete_document(
-        self, collection: str, source: str, root: str, keep_hash: str | None = None
-    ) -> None:
-        """Delete a document's points; with keep_hash, only those of its other versions."""
-        must = [_match("source", source), _match("root", root)]
-        must_not = [_match("doc_hash", keep_hash)] if keep_hash else None
+    # -- sync primitives (ragline/store/documents.py) -------------------------------------------
+    # The engine has one owning process, so no query from elsewhere can see a promotion half-done;
+    # writes are not flushed one by one, the sync flushes before it records anything.
+
+    def _has_collection(self, name: str) -> bool:
+        return self.collection_info(name) is not None
+
+    def _target(self, name: str) -> qe.EdgeShard:
+        return self._shard(name)
+
+    def _manifest_target(self, collection: str, create: bool) -> qe.EdgeShard | None:
+        name = manifest_name(collection)
         with self._lock:
-            shard = self._shard(collection)
-            shard.update(qe.UpdateOperation.delete_points_by_filter(qe.Filter(must=must, must_not=must_not)))
-            shard.flush()
+            if name in self._shards:
+                return self._shards[name]
+            folder = self.root / name
+            if folder.exists():
+                self._shards[name] = qe.EdgeShard.load(str(folder))
+            elif create:
+                self._shards[name] = _create_manifest(folder)
+            return self._shards.get(name)
+
+    def _scroll_page(self, shard: qe.EdgeShard, must, offset, limit: int, with_payload, with_vectors: bool):
+        request = qe.ScrollRequest(
+            offset=offset, limit=limit, filter=_where(must), with_payload=with_payload, with_vector=with_vectors
+        )
+        return shard.scroll(request)
+
+    def _upsert_points(self, shard: qe.EdgeShard, points) -> None:
+        shard.update(qe.UpdateOperation.upsert_points([qe.Point(p.id, p.vector, p.payload) for p in points]))
+
+    def _delete_where(self, shard: qe.EdgeShard, must, must_not=()) -> None:
+        shard.update(qe.UpdateOperation.delete_points_by_filter(_where(must, must_not)))
+
+    def _delete_ids(self, shard: qe.EdgeShard, ids: list[str]) -> None:
+        shard.update(qe.UpdateOperation.delete_points(ids))
+
+    def _flush(self, shard: qe.EdgeShard) -> None:
+        shard.flush()
 
     # -- reads -------------------------------------------------------------------------------
 
@@ -134,8 +164,6 @@ class EdgeStore(EdgeSyncMixin):
     def drop_collection(self, name: str) -> None:
         """Delete a collection, its sync manifest and their files (evaluation runs use throwaway
         collections)."""
-        from ragline.store.manifest import manifest_name
-
         with self._lock:
             for shard_name in (name, manifest_name(name)):
                 shard = self._shards.pop(shard_name, None)
@@ -160,6 +188,26 @@ class EdgeStore(EdgeSyncMixin):
 
 def _match(key: str, value: str) -> qe.FieldCondition:
     return qe.FieldCondition(key=key, match=qe.MatchValue(value))
+
+
+def _where(must: Conditions | None, must_not: Conditions = ()) -> qe.Filter | None:
+    if not must and not must_not:
+        return None
+    return qe.Filter(must=[_match(*c) for c in must or ()] or None, must_not=[_match(*c) for c in must_not] or None)
+
+
+def _create_manifest(folder: Path) -> qe.EdgeShard:
+    # Built aside and renamed: a crash mid-creation leaves no folder that fails to load.
+    building = folder.with_name(folder.name + ".creating")
+    shutil.rmtree(building, ignore_errors=True)
+    # Payload-only points; the engine insists on one vector kind, so a sparse one is declared.
+    shard = qe.EdgeShard.create(str(building), qe.EdgeConfig(sparse_vectors={"unused": qe.EdgeSparseVectorParams()}))
+    for name in MANIFEST_KEYWORD_FIELDS:
+        shard.update(qe.UpdateOperation.create_field_index(name, qe.PayloadSchemaType.Keyword))
+    shard.flush()
+    shard.close()
+    building.rename(folder)
+    return qe.EdgeShard.load(str(folder))
 
 
 def _query_request(vector, sparse, k: int, flt, mode: str, fusion: FusionSpec) -> qe.QueryRequest | None:

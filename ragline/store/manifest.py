@@ -1,5 +1,8 @@
 """The per-collection document manifest: which version of each document queries see.
 
+Each record is a `ragline.records.DocumentRecord`; this module names the companion collections
+and the records' point ids.
+
 A collection `C` comes with two companions in the same store:
 
 - `C__manifest` holds one payload-only point per (root, source): the content hash whose chunks
@@ -9,50 +12,22 @@ A collection `C` comes with two companions in the same store:
   claims chunks which are not there, and the next run redoes that document.
 - `C__staging` receives the chunks of documents being (re)ingested while they are embedded.
   Queries never read it; a document moves from staging into `C` in one step under the store's
-  lock (see each store's `commit_documents`), which is why a query sees the old or the new
-  version of a document, never none and never both. Staging belongs to the one ingest run that
-  holds the collection's ingest lock (ragline.locking) and is dropped at the start and end of it.
+  lock (`commit_documents` in ragline/store/documents.py), which is why a query sees the old or
+  the new version of a document, never none and never both (through a Qdrant server, other
+  processes may briefly see both: see ragline/store/qdrant_server.py). Staging belongs to the
+  one ingest run that holds the collection's ingest lock (ragline.ingestion.locking) and is dropped at the
+  start and end of it.
 """
 
 from __future__ import annotations
 
 import uuid
-from dataclasses import asdict, dataclass, fields
 
 MANIFEST_SUFFIX = "__manifest"
 STAGING_SUFFIX = "__staging"
 MANIFEST_NAMESPACE = uuid.UUID("0f3c9b8e-3f57-4d0c-a7f4-2f61d1b1b6a4")
 # Payload fields of manifest points the stores index (lookups are by root, then source).
 MANIFEST_KEYWORD_FIELDS = ("root", "source")
-
-
-@dataclass
-class DocumentRecord:
-    """One document in the manifest.
-
-    `live_hash`/`chunks`: the version whose chunks queries see (None: no chunks are live, e.g. an
-    empty document, or a new one whose first parse failed). `seen_hash`, `fingerprint`,
-    `hashed_ns`: the file's content hash when the last run looked at it, and the stat fingerprint
-    it had then (lets the next run skip hashing). `failed_reason`: why `seen_hash` could not be
-    parsed; that version is not retried until the file changes (or `--reembed`), and the chunks
-    of `live_hash` stay live meanwhile.
-    """
-
-    source: str
-    live_hash: str | None = None
-    chunks: int = 0
-    seen_hash: str = ""
-    fingerprint: str = ""
-    hashed_ns: int = 0
-    failed_reason: str | None = None
-
-    def payload(self, root: str) -> dict:
-        return {**asdict(self), "root": root}
-
-    @classmethod
-    def from_payload(cls, payload: dict) -> "DocumentRecord":
-        names = {f.name for f in fields(cls)}
-        return cls(**{key: value for key, value in payload.items() if key in names})
 
 
 def manifest_name(collection: str) -> str:

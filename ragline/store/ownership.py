@@ -54,7 +54,7 @@ class ServeLock:
             self._handle.close()
             self._handle = None
 
-    def __enter__(self) -> "ServeLock":
+    def __enter__(self) -> ServeLock:
         return self
 
     def __exit__(self, *exc_info) -> None:

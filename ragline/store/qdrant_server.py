@@ -22,14 +22,15 @@ from ragline.store.base import (
     check_compatible,
     check_search_request,
 )
-from ragline.store.qdrant_server_documents import QdrantSyncMixin
+from ragline.store.documents import Conditions, DocumentSync
+from ragline.store.manifest import MANIFEST_KEYWORD_FIELDS, manifest_name
 
 DENSE = "dense"
 SPARSE = "sparse"
 META_KEY = "ragline"
 
 
-class QdrantServerStore(QdrantSyncMixin):
+class QdrantServerStore(DocumentSync):
     def __init__(
         self,
         location: str,
@@ -92,14 +93,52 @@ class QdrantServerStore(QdrantSyncMixin):
         with self._lock:
             self.client.upsert(collection, points=points, wait=True)
 
-    def delete_document(
-        self, collection: str, source: str, root: str, keep_hash: str | None = None
-    ) -> None:
-        must = [_match("source", source), _match("root", root)]
-        must_not = [_match("doc_hash", keep_hash)] if keep_hash else None
-        selector = qm.FilterSelector(filter=qm.Filter(must=must, must_not=must_not))
-        with self._lock:
-            self.client.delete(collection, points_selector=selector, wait=True)
+    # -- sync primitives (ragline/store/documents.py) -------------------------------------------
+    # A server has no multi-operation transactions: a document is promoted by upserting its new
+    # version, then deleting the others, so a client in another process can, between the two
+    # requests, see both versions of that document (never none). Writes wait for completion, so
+    # the manifest is written only after both have been applied.
+
+    def _has_collection(self, name: str) -> bool:
+        return self.client.collection_exists(name)
+
+    def _target(self, name: str) -> str:
+        return name
+
+    def _manifest_target(self, collection: str, create: bool) -> str | None:
+        name = manifest_name(collection)
+        if self.client.collection_exists(name):
+            return name
+        if not create:
+            return None
+        self.client.create_collection(name, vectors_config={})
+        for field_name in MANIFEST_KEYWORD_FIELDS:
+            self.client.create_payload_index(name, field_name, qm.PayloadSchemaType.KEYWORD)
+        return name
+
+    def _scroll_page(self, collection: str, must, offset, limit: int, with_payload, with_vectors: bool):
+        return self.client.scroll(
+            collection,
+            scroll_filter=_where(must),
+            limit=limit,
+            offset=offset,
+            with_payload=with_payload,
+            with_vectors=with_vectors,
+        )
+
+    def _upsert_points(self, collection: str, points) -> None:
+        structs = [qm.PointStruct(id=p.id, vector=p.vector, payload=p.payload) for p in points]
+        self.client.upsert(collection, points=structs, wait=True)
+
+    def _delete_where(self, collection: str, must, must_not=()) -> None:
+        selector = qm.FilterSelector(filter=_where(must, must_not))
+        self.client.delete(collection, points_selector=selector, wait=True)
+
+    def _delete_ids(self, collection: str, ids: list[str]) -> None:
+        self.client.delete(collection, points_selector=qm.PointIdsList(points=ids), wait=True)
+
+    def _flush(self, collection: str) -> None:
+        pass  # every write above waited for the server to apply it
 
     def search(
         self,
@@ -123,8 +162,6 @@ class QdrantServerStore(QdrantSyncMixin):
 
     def drop_collection(self, name: str) -> None:
         """Delete a collection and its sync manifest (evaluation runs use throwaway collections)."""
-        from ragline.store.manifest import manifest_name
-
         with self._lock:
             for collection in (name, manifest_name(name)):
                 if self.client.collection_exists(collection):
@@ -143,6 +180,12 @@ class QdrantServerStore(QdrantSyncMixin):
 
 def _match(key: str, value: str) -> qm.FieldCondition:
     return qm.FieldCondition(key=key, match=qm.MatchValue(value=value))
+
+
+def _where(must: Conditions | None, must_not: Conditions = ()) -> qm.Filter | None:
+    if not must and not must_not:
+        return None
+    return qm.Filter(must=[_match(*c) for c in must or ()] or None, must_not=[_match(*c) for c in must_not] or None)
 
 
 def _query_arguments(vector, sparse, k: int, flt, mode: str, fusion: FusionSpec) -> dict | None:

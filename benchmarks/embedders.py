@@ -44,6 +44,7 @@ def bench_embedder(backend: str, model: str, count: int) -> dict:
     texts = passages(count)
     started = time.perf_counter()
     embedder = get_embedder(EmbedderSpec(backend, model))
+    embedder.warm_up()  # loading is lazy: count it here, not in the first embed
     load_s = time.perf_counter() - started
     embedder.embed_documents(texts[:8])  # warm-up: first-call allocations are not throughput
     started = time.perf_counter()

@@ -1,6 +1,6 @@
 """`ragline models bench`: every embedding and generation backend importable here, measured.
 
-Load time, throughput and peak memory come from a subprocess per backend (ragline.bench);
+Load time, throughput and peak memory come from a subprocess per backend (ragline.evaluation.model_bench);
 embedder quality is the evaluate flow (real ingest + retrieval) on a small sample of the dataset,
 run with that backend selected; generator quality is answer-contains-reference on a QA sample.
 """
@@ -13,10 +13,10 @@ from contextlib import contextmanager
 from prefect import flow
 from prefect.artifacts import create_table_artifact
 
-from ragline.flows.common import artifact_key
-from ragline.flows.evaluation import evaluate
 from ragline import embedders, generators
 from ragline.evaluation import model_bench
+from ragline.flows.common import artifact_key
+from ragline.flows.evaluation import evaluate
 from ragline.tasks import model_bench as t
 
 
@@ -71,7 +71,7 @@ def check_known(requested: list[str] | None, known: list[str], kind: str) -> Non
         raise ValueError(f"unknown {kind} backend(s) {', '.join(unknown)}; choose from: {', '.join(known)}")
 
 
-def add_embedder_quality(result: bench.WorkerResult, backend: str, dataset_dir: str, docs: int,
+def add_embedder_quality(result: model_bench.WorkerResult, backend: str, dataset_dir: str, docs: int,
                          queries: int, budget_s: float) -> None:
     """nDCG@10 of the real ingest + retrieval path with this backend selected, when it fits the budget."""
     expected_s = (docs + queries) / max(result.metrics["throughput"], 1e-9)
@@ -85,8 +85,8 @@ def add_embedder_quality(result: bench.WorkerResult, backend: str, dataset_dir: 
     result.metrics["ndcg@10"] = round(report["results"][0]["ndcg@10"], 4)
 
 
-def table_row(result: bench.WorkerResult) -> dict:
-    model_type, strengths, weaknesses, best_use = bench.profile(result.kind, result.backend)
+def table_row(result: model_bench.WorkerResult) -> dict:
+    model_type, strengths, weaknesses, best_use = model_bench.profile(result.kind, result.backend)
     m = result.metrics
     quality = m.get("ndcg@10", m.get("answer_contains_reference"))
     return {

@@ -1,19 +1,41 @@
-"""The model backends: how the settings name an embedder and a generator (specs).
+"""The model backends: the table describing each one, and the specs the settings name.
 
-Building a spec loads nothing; `ragline.embedders.get_embedder` / `ragline.generators.get_generator`
-load the model the spec names.
+The table itself (`Backend`, `BACKENDS` and its lookups) is defined in ragline/models/backend_table.py
+and re-exported here: the catalog and the `auto` selection read it, and this module uses the
+selection to decide `auto`, so the table has to sit below both.
+
+A spec built here names a concrete backend: `auto` is decided from the settings passed in (the
+hardware they describe and selection.priority), the same way in every process. Building a spec
+loads nothing; `get_embedder(spec).warm_up()` / `get_generator(spec).warm_up()` load the model.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from ragline.embedders import EmbedderSpec
 from ragline.generators import GeneratorSpec
+from ragline.models.backend_table import (
+    BACKENDS,
+    Backend,
+    Profile,
+    for_format,
+    for_role,
+    loadable,
+    lookup,
+)
+from ragline.models.selection import backend_for, stable_decision
 from ragline.settings import RaglineSettings
+
+__all__ = [
+    "BACKENDS", "Backend", "Profile", "embedder_spec", "for_format", "for_role", "generator_spec",
+    "loadable", "lookup",
+]
 
 
 def embedder_spec(settings: RaglineSettings) -> EmbedderSpec:
     e = settings.embedding
-    return EmbedderSpec(
+    spec = EmbedderSpec(
         backend=e.backend,
         model=e.model,
         device=e.device,
@@ -22,11 +44,12 @@ def embedder_spec(settings: RaglineSettings) -> EmbedderSpec:
         api_base=e.api_base,
         api_key=e.api_key.get_secret_value() if e.api_key else None,
     )
+    return _decided(spec, "embedding", settings)
 
 
 def generator_spec(settings: RaglineSettings) -> GeneratorSpec:
     g = settings.generation
-    return GeneratorSpec(
+    spec = GeneratorSpec(
         backend=g.backend,
         model=g.model,
         context_window=g.context_window,
@@ -36,3 +59,11 @@ def generator_spec(settings: RaglineSettings) -> GeneratorSpec:
         api_key=g.api_key.get_secret_value() if g.api_key else None,
         repeat_penalty=g.repeat_penalty,
     )
+    return _decided(spec, "instruct", settings)
+
+
+def _decided(spec, role: str, settings: RaglineSettings):
+    """`spec` with `auto` replaced by the backend the selection picks for its model on this machine."""
+    if spec.backend != "auto":
+        return spec
+    return replace(spec, backend=backend_for(spec.model, role, spec.api_base, stable_decision(settings)))

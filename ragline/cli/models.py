@@ -11,6 +11,7 @@ from rich.table import Table
 
 from ragline.cli.common import load_settings, out
 from ragline.cli.model_bench import bench_command
+from ragline.settings import RaglineSettings
 
 models_app = typer.Typer(help="Model selection: what runs best on this hardware, and the catalog.", no_args_is_help=True)
 models_app.command("bench")(bench_command)
@@ -31,24 +32,18 @@ class Priority(str, Enum):
     offline = "offline"
 
 
-def configured_backends(settings) -> dict:
-    """What `auto` resolves to for the models the settings name (the same functions ingest/ask use).
+def configured_backends(settings: RaglineSettings) -> dict:
+    """What `auto` resolves to for the models the settings name: the specs ingest and ask build.
 
-    `auto` decides on the machine as if idle (ragline.selection.stable_decision), so the line it
-    prints does not change with momentary free memory.
+    `auto` decides on the machine as if idle (ragline.models.selection.stable_decision), so the
+    line it prints does not change with momentary free memory.
     """
-    from ragline.models.selection import backend_for, stable_decision
+    from ragline import backends
 
-    decision = stable_decision(settings)
-
-    rows = {}
-    for role, section in (("embedding", settings.embedding), ("instruct", settings.generation)):
-        api_base = section.api_base
-        backend = section.backend
-        if backend == "auto":
-            backend = backend_for(section.model, role, api_base, decision)
-        rows[role] = {"model": section.model, "setting": section.backend, "backend": backend}
-    return rows
+    specs = (("embedding", settings.embedding, backends.embedder_spec(settings)),
+             ("instruct", settings.generation, backends.generator_spec(settings)))
+    return {role: {"model": section.model, "setting": section.backend, "backend": spec.backend}
+            for role, section, spec in specs}
 
 
 @models_app.command("recommend")

@@ -1,4 +1,4 @@
-"""Embedding backends behind one protocol, chosen by name from a registry (heavy imports lazy)."""
+"""Embedding backends behind one protocol, chosen by name from the backend table; models load in warm_up()."""
 
 from ragline.embedders.base import (
     Embedder,

@@ -1,22 +1,27 @@
-"""The embedder protocol, the backend registry, and one cached embedder per process."""
+"""The embedder protocol, the registry over the backend table, and one embedder per spec per process."""
 
 from __future__ import annotations
 
 import functools
-import importlib
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
+
+from ragline.models import backend_table
 
 
 class MissingDependencyError(RuntimeError):
     """An optional backend's package is not installed; the message carries the pip command."""
 
     @classmethod
-    def for_extra(cls, backend: str, extra: str) -> "MissingDependencyError":
-        return cls(f"the {backend} backend needs extra packages: pip install 'ragline[{extra}]'")
+    def for_backend(cls, role: backend_table.Role, name: str) -> MissingDependencyError:
+        entry = backend_table.lookup(role, name)
+        if entry is not None and entry.extra:
+            return cls(f"the {name} backend needs extra packages: {entry.install_hint}")
+        return cls(f"the {name} backend's packages are missing from this environment: pip install ragline")
 
 
 class ModelFormatError(ValueError):
@@ -27,6 +32,8 @@ class ModelFormatError(ValueError):
 class Embedder(Protocol):
     name: str  # "<backend>:<model ref>", recorded with each collection
     dimensions: int
+
+    def warm_up(self) -> None: ...
 
     def embed_documents(self, texts: list[str]) -> np.ndarray: ...
 
@@ -43,58 +50,89 @@ class EmbedderSpec:
     api_base: str | None = None
     api_key: str | None = None
 
+    @property
+    def name(self) -> str:
+        """The embedder's name, which each collection it builds records; known without loading it."""
+        if self.backend == "auto":
+            raise ValueError(
+                "embedding backend 'auto' is not decided yet: "
+                "build the spec with ragline.backends.embedder_spec(settings)"
+            )
+        return f"{self.backend}:{self.model}"
 
-# backend name -> "module:factory"; factories take an EmbedderSpec and return an Embedder.
-_REGISTRY: dict[str, str] = {
-    "sentence-transformers": "ragline.embedders.sentence_transformers:SentenceTransformerEmbedder",
-    "onnx": "ragline.embedders.onnx:OnnxEmbedder",
-    "onnx-int8": "ragline.embedders.onnx:OnnxInt8Embedder",
-    "gguf": "ragline.embedders.gguf:GgufEmbedder",
-    "mlx": "ragline.embedders.mlx:MlxEmbedder",
-    "openai": "ragline.embedders.openai_compat:OpenAICompatEmbedder",
-}
+
+class LazyModel:
+    """Weights load in warm_up(), never in the constructor.
+
+    Building a backend object is then free, and the caller chooses when the seconds of loading are
+    paid: `ragline serve` before its first query, the ingest flow while the parsers start. A
+    warm-up thread and the first request arriving together share one load.
+    """
+
+    def __init__(self) -> None:
+        self._load_lock = threading.Lock()
+        self._loaded = False
+
+    def warm_up(self) -> None:
+        """Load the model unless it is loaded; safe to call from several threads, and again."""
+        if self._loaded:
+            return
+        with self._load_lock:
+            if not self._loaded:
+                self._load()
+                self._loaded = True
+
+    def _load(self) -> None:
+        raise NotImplementedError
+
+
+class LazyEmbedder(LazyModel):
+    """What every embedder shares: the spec, the name, dimensions known once loaded, one-text queries."""
+
+    def __init__(self, spec: EmbedderSpec):
+        super().__init__()
+        self.spec = spec
+        self.name = spec.name
+        self._dimensions = 0
+
+    @property
+    def dimensions(self) -> int:
+        # Most backends learn it only from the loaded model (or, for an API, from one request).
+        self.warm_up()
+        return self._dimensions
+
+    def embed_documents(self, texts: list[str]) -> np.ndarray:
+        raise NotImplementedError
+
+    def embed_query(self, text: str) -> np.ndarray:
+        return self.embed_documents([text])[0]
 
 
 def register_backend(name: str, target: str) -> None:
-    _REGISTRY[name] = target
+    """Add an embedding backend (or re-point one): `target` is "module:Class" taking an EmbedderSpec."""
+    backend_table.register("embedding", name, target)
 
 
 def available_backends() -> list[str]:
-    return sorted(_REGISTRY)
+    return backend_table.loadable("embedding")
 
 
-def _factory(backend: str) -> Callable[[EmbedderSpec], Embedder]:
-    if backend not in _REGISTRY:
-        raise ValueError(
-            f"unknown embedding backend {backend!r}; choose one of: {', '.join(available_backends())}"
-        )
-    module_name, attribute = _REGISTRY[backend].split(":")
-    return getattr(importlib.import_module(module_name), attribute)
+def one_per_spec(build: Callable[[Any], Any], maxsize: int) -> Callable[[Any], Any]:
+    """`build` memoised per spec. Building is cheap (nothing loads), but the lock still keeps two
+    threads asking at once from getting two objects that would each load their own copy."""
+    cached = functools.lru_cache(maxsize=maxsize)(build)
+    lock = threading.Lock()
+
+    def get(spec):
+        with lock:
+            return cached(spec)
+
+    return get
 
 
-def resolve_backend(spec: EmbedderSpec) -> EmbedderSpec:
-    """`auto` picks the backend for this hardware (see ragline.selection when present)."""
-    if spec.backend != "auto":
-        return spec
-    try:
-        from ragline.models.selection import auto_embedding_backend
-    except ImportError:
-        return EmbedderSpec(**{**spec.__dict__, "backend": "sentence-transformers"})
-    return EmbedderSpec(**{**spec.__dict__, "backend": auto_embedding_backend(spec)})
-
-
-_load_lock = threading.Lock()
+_embedders = one_per_spec(lambda spec: backend_table.loader_class("embedding", spec.backend)(spec), maxsize=4)
 
 
 def get_embedder(spec: EmbedderSpec) -> Embedder:
-    """One loaded model per spec per process: loading costs seconds, embedding is the hot path.
-
-    Thread-safe: a warm-up thread and a task asking at the same time share one load."""
-    with _load_lock:
-        return _load_embedder(spec)
-
-
-@functools.lru_cache(maxsize=4)
-def _load_embedder(spec: EmbedderSpec) -> Embedder:
-    spec = resolve_backend(spec)
-    return _factory(spec.backend)(spec)
+    """One embedder per spec per process, not loaded yet: call warm_up(), or just use it."""
+    return _embedders(spec)

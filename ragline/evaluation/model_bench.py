@@ -17,42 +17,25 @@ import resource
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+
+from ragline import backends
+from ragline.embedders import EmbedderSpec, get_embedder
+from ragline.generators import get_generator
+from ragline.settings import RaglineSettings
 
 SKIPPED_EXIT = 3  # the worker's exit code when the backend's packages are missing
 
-# The seed's comparison of model types; the measured columns are added next to it.
-PROFILES = {
-    "sentence-transformers": ("torch (PyTorch)", "reference accuracy; any hub model; fp16 on GPU",
-                              "heavy install; slowest CPU start and most memory", "GPU servers; quality baseline"),
-    "onnx-int8": ("ONNX Runtime, int8 quantized", "smallest and fastest on CPU",
-                  "small accuracy loss; export step", "laptops, edge, high-volume CPU ingest"),
-    "onnx": ("ONNX Runtime (fp32)", "faster CPU inference than torch; light runtime",
-             "needs an exported model", "CPU servers and containers"),
-    "gguf": ("llama.cpp GGUF", "one runtime for embedding and generation; quantized",
-             "few embedding models; pooling must match the model", "all-in-one local installs"),
-    "mlx": ("Apple MLX", "uses Apple-silicon GPU and unified memory", "macOS on Apple silicon only",
-            "Macs"),
-    "llama-cpp": ("llama.cpp GGUF generator", "runs quantized LLMs on CPU, offloads to GPU",
-                  "small models answer poorly; long prompts are slow on CPU", "offline and local answering"),
-    "openai": ("OpenAI-compatible HTTP API", "no local compute; large models",
-               "network, cost, data leaves the machine", "when quality matters more than locality"),
-}
-
-
-# Registered backend names vary between installs: match a name to its family by substring.
-FAMILIES = (("int8", "onnx-int8"), ("onnx", "onnx"), ("gguf", "gguf"), ("mlx", "mlx"), ("openai", "openai"),
-            ("api", "openai"), ("sentence", "sentence-transformers"), ("torch", "sentence-transformers"))
+ROLES = {"embedder": "embedding", "generator": "instruct"}
 
 
 def profile(kind: str, backend: str) -> tuple[str, str, str, str]:
-    """The descriptive columns (model type, strengths, weaknesses, best use) for a backend."""
-    if "llama" in backend:
-        return PROFILES["llama-cpp" if kind == "generator" else "gguf"]
-    for needle, family in FAMILIES:
-        if needle in backend:
-            return PROFILES[family]
-    return (backend, "-", "-", "-")
+    """The descriptive columns (model type, strengths, weaknesses, best use) from the backend table."""
+    entry = backends.lookup(ROLES[kind], backend)
+    if entry is None or entry.profile is None:
+        return ("-", "-", "-", "-")
+    p = entry.profile
+    return (p.model_type, p.strengths, p.weaknesses, p.best_use)
 
 
 def peak_rss_mb() -> float:
@@ -88,16 +71,13 @@ def run_worker(kind: str, backend: str, arguments: list[str], timeout_s: float =
 # -- inside the worker process ------------------------------------------------------------------
 
 
-def measure_embedder(backend: str, settings, texts: list[str], budget_s: float) -> dict:
+def measure_embedder(backend: str, settings: RaglineSettings, texts: list[str], budget_s: float) -> dict:
     """Passages/s over `texts`, or over the model batches that fit in `budget_s` (slow backends)."""
-    from ragline import answering
-    from ragline import backends
-    from ragline.embedders import EmbedderSpec, get_embedder
-
-    spec = EmbedderSpec(**{**backends.embedder_spec(settings).__dict__, "backend": backend})
+    spec = replace(backends.embedder_spec(settings), backend=backend)
     started = time.perf_counter()
     spec = with_loadable_model(spec)
     embedder = get_embedder(spec)
+    embedder.warm_up()
     embedder.embed_documents(texts[:2])  # first call pays one-time setup; count it as loading
     load_s = time.perf_counter() - started
     # Steps sized from the measured speed: a slow backend stops near its budget, and a fast one gets
@@ -115,11 +95,9 @@ def measure_embedder(backend: str, settings, texts: list[str], budget_s: float) 
             "unit": "passages/s", "measured_on": done, "peak_rss_mb": round(peak_rss_mb()), "model_ref": spec.model}
 
 
-def with_loadable_model(spec):
+def with_loadable_model(spec: EmbedderSpec) -> EmbedderSpec:
     """GGUF needs a .gguf file: a local sentence-transformers model is converted once (cached), and
     the conversion time counts as loading, as it would for a user doing the same."""
-    from dataclasses import replace
-
     from ragline.models.refs import resolve_model
 
     location = resolve_model(spec.model)
@@ -130,17 +108,18 @@ def with_loadable_model(spec):
     return spec
 
 
-def measure_generator(backend: str, settings, items, corpus: dict[str, tuple[str, str]], budget_s: float) -> dict:
+def measure_generator(
+    backend: str, settings: RaglineSettings, items, corpus: dict[str, tuple[str, str]], budget_s: float
+) -> dict:
     """Tokens/s and answer-contains-reference over the questions answered within `budget_s`."""
     from ragline import answering
-    from ragline import backends
     from ragline.evaluation.metrics import contains_reference
-    from ragline.generators import GeneratorSpec, get_generator
     from ragline.records import Hit
 
-    spec = GeneratorSpec(**{**backends.generator_spec(settings).__dict__, "backend": backend})
+    spec = replace(backends.generator_spec(settings), backend=backend)
     started = time.perf_counter()
     generator = get_generator(spec)
+    generator.warm_up()
     load_s = time.perf_counter() - started
     tokens = seconds = correct = answered = 0
     for item in items:
@@ -176,7 +155,8 @@ def worker_main(argv: list[str]) -> int:
 
     settings = get_settings()
     section_name = "embedding" if args.kind == "embedder" else "generation"
-    if "openai" in args.backend and not getattr(settings, section_name).api_base:
+    entry = backends.lookup(ROLES[args.kind], args.backend)
+    if entry is not None and "api" in entry.formats and not getattr(settings, section_name).api_base:
         print(f"{args.backend}: no endpoint configured (set {section_name}.api_base to measure it)")
         return SKIPPED_EXIT
     dataset = load_beir(args.dataset)

@@ -1,4 +1,4 @@
-"""Text-generation backends behind one protocol, chosen by name from a registry."""
+"""Text-generation backends behind one protocol, chosen by name from the backend table; models load in warm_up()."""
 
 from ragline.generators.base import (
     Generator,

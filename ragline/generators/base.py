@@ -1,11 +1,13 @@
-"""The generator protocol, the backend registry, and one cached generator per process."""
+"""The generator protocol, the registry over the backend table, and one generator per spec per process."""
 
 from __future__ import annotations
 
-import functools
-import importlib
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Callable, Iterator, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
+
+from ragline.embedders.base import LazyModel, one_per_spec
+from ragline.models import backend_table
 
 Message = dict[str, str]
 
@@ -14,6 +16,8 @@ Message = dict[str, str]
 class Generator(Protocol):
     name: str
     context_window: int
+
+    def warm_up(self) -> None: ...
 
     def generate(self, messages: list[Message], max_tokens: int, temperature: float) -> str: ...
 
@@ -36,41 +40,34 @@ class GeneratorSpec:
     repeat_penalty: float = 1.0
 
 
-_REGISTRY: dict[str, str] = {
-    "llama-cpp": "ragline.generators.llama_cpp:LlamaCppGenerator",
-    "mlx-lm": "ragline.generators.mlx_lm:MlxLmGenerator",
-    "openai": "ragline.generators.openai_compat:OpenAICompatGenerator",
-}
+class LazyGenerator(LazyModel):
+    """What every generator shares: the spec, the name, and generate() as the joined stream."""
+
+    def __init__(self, spec: GeneratorSpec):
+        super().__init__()
+        self.spec = spec
+        self.name = f"{spec.backend}:{spec.model}"
+        self.context_window = spec.context_window
+
+    def stream(self, messages: list[Message], max_tokens: int, temperature: float) -> Iterator[str]:
+        raise NotImplementedError
+
+    def generate(self, messages: list[Message], max_tokens: int, temperature: float) -> str:
+        return "".join(self.stream(messages, max_tokens, temperature))
 
 
 def register_backend(name: str, target: str) -> None:
-    _REGISTRY[name] = target
+    """Add a generation backend (or re-point one): `target` is "module:Class" taking a GeneratorSpec."""
+    backend_table.register("instruct", name, target)
 
 
 def available_backends() -> list[str]:
-    return sorted(_REGISTRY)
+    return backend_table.loadable("instruct")
 
 
-def _factory(backend: str) -> Callable[[GeneratorSpec], Generator]:
-    if backend not in _REGISTRY:
-        raise ValueError(
-            f"unknown generation backend {backend!r}; choose one of: {', '.join(available_backends())}"
-        )
-    module_name, attribute = _REGISTRY[backend].split(":")
-    return getattr(importlib.import_module(module_name), attribute)
+_generators = one_per_spec(lambda spec: backend_table.loader_class("instruct", spec.backend)(spec), maxsize=2)
 
 
-def resolve_backend(spec: GeneratorSpec) -> GeneratorSpec:
-    if spec.backend != "auto":
-        return spec
-    try:
-        from ragline.models.selection import auto_generation_backend
-    except ImportError:
-        return GeneratorSpec(**{**spec.__dict__, "backend": "llama-cpp"})
-    return GeneratorSpec(**{**spec.__dict__, "backend": auto_generation_backend(spec)})
-
-
-@functools.lru_cache(maxsize=2)
 def get_generator(spec: GeneratorSpec) -> Generator:
-    spec = resolve_backend(spec)
-    return _factory(spec.backend)(spec)
+    """One generator per spec per process, not loaded yet: call warm_up(), or just use it."""
+    return _generators(spec)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import Iterator
+from collections.abc import Iterator
 
-from ragline.generators.base import GeneratorSpec, Message
+from ragline.generators.base import GeneratorSpec, LazyGenerator, Message
 from ragline.models.refs import resolve_model
 
 
@@ -14,10 +14,16 @@ def _default_threads() -> int:
     return max(1, len(os.sched_getaffinity(0)))
 
 
-class LlamaCppGenerator:
+class LlamaCppGenerator(LazyGenerator):
     def __init__(self, spec: GeneratorSpec):
+        super().__init__(spec)
+        # A llama.cpp context is not safe to share between threads.
+        self._lock = threading.Lock()
+
+    def _load(self) -> None:
         from llama_cpp import Llama
 
+        spec = self.spec
         location = resolve_model(spec.model)
         common = dict(
             n_ctx=spec.context_window,
@@ -34,25 +40,19 @@ class LlamaCppGenerator:
                 self.llm = Llama.from_pretrained(repo_id=repo, filename=filename + ".gguf", **common)
             else:
                 self.llm = Llama.from_pretrained(repo_id=location.hub_id, filename="*Q4_K_M.gguf", **common)
-        self.name = f"llama-cpp:{spec.model}"
-        self.context_window = spec.context_window
-        self.repeat_penalty = spec.repeat_penalty
-        # A llama.cpp context is not safe to share between threads.
-        self._lock = threading.Lock()
 
     def count_tokens(self, text: str) -> int:
+        self.warm_up()
         return len(self.llm.tokenize(text.encode("utf-8"), add_bos=False))
 
-    def generate(self, messages: list[Message], max_tokens: int, temperature: float) -> str:
-        return "".join(self.stream(messages, max_tokens, temperature))
-
     def stream(self, messages: list[Message], max_tokens: int, temperature: float) -> Iterator[str]:
+        self.warm_up()
         with self._lock:
             for part in self.llm.create_chat_completion(
                 messages=messages,
                 max_tokens=max_tokens,
                 temperature=temperature,
-                repeat_penalty=self.repeat_penalty,
+                repeat_penalty=self.spec.repeat_penalty,
                 stream=True,
             ):
                 delta = part["choices"][0]["delta"].get("content")

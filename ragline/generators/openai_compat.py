@@ -3,33 +3,32 @@
 from __future__ import annotations
 
 import json
-from typing import Iterator
+from collections.abc import Iterator
 
 from ragline.embedders.openai_compat import api_settings, raise_for_api_error
-from ragline.generators.base import GeneratorSpec, Message
+from ragline.generators.base import GeneratorSpec, LazyGenerator, Message
 
 
-class OpenAICompatGenerator:
+class OpenAICompatGenerator(LazyGenerator):
     def __init__(self, spec: GeneratorSpec, timeout_s: float = 300.0):
+        super().__init__(spec)
+        self.timeout_s = timeout_s
+        self.base, self._headers = api_settings(spec.api_base, spec.api_key)
+
+    def _load(self) -> None:
         import httpx
 
-        self.base, headers = api_settings(spec.api_base, spec.api_key)
-        self.client = httpx.Client(base_url=self.base, headers=headers, timeout=timeout_s)
-        self.model = spec.model
-        self.name = f"openai:{spec.model}"
-        self.context_window = spec.context_window
+        self.client = httpx.Client(base_url=self.base, headers=self._headers, timeout=self.timeout_s)
 
     def count_tokens(self, text: str) -> int:
         # The API exposes no tokenizer; ~4 characters per token is the usual English estimate,
         # rounded up so prompt budgeting errs on the short side.
         return len(text) // 4 + 1
 
-    def generate(self, messages: list[Message], max_tokens: int, temperature: float) -> str:
-        return "".join(self.stream(messages, max_tokens, temperature))
-
     def stream(self, messages: list[Message], max_tokens: int, temperature: float) -> Iterator[str]:
+        self.warm_up()
         body = {
-            "model": self.model, "messages": messages, "max_tokens": max_tokens,
+            "model": self.spec.model, "messages": messages, "max_tokens": max_tokens,
             "temperature": temperature, "stream": True,
         }
         try:

@@ -22,12 +22,11 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field, replace
 
-from ragline.ingestion.discovery import Discovery, KnownHash
 from ragline.embedders import EmbedderSpec
-from ragline.embedders.base import resolve_backend
-from ragline.records import FileReport, ParsedBatch, SourceFile
+from ragline.ingestion.discovery import Discovery, KnownHash
+from ragline.records import DocumentRecord, FileReport, ParsedBatch, SourceFile
 from ragline.store import EmbedderMismatchError, VectorStore
-from ragline.store.manifest import DocumentRecord, manifest_name, staging_name
+from ragline.store.manifest import manifest_name, staging_name
 
 logger = logging.getLogger(__name__)
 
@@ -57,8 +56,10 @@ class SyncPlan:
 
 
 def expected_embedder_name(spec: EmbedderSpec) -> str:
-    """The name a collection records for this spec (`<backend>:<model>`), without loading it."""
-    return f"{resolve_backend(spec).backend}:{spec.model}"
+    """The name a collection records for this spec (`<backend>:<model>`), without loading it.
+
+    `spec` comes from ragline.backends.embedder_spec(settings), which has already decided `auto`."""
+    return spec.name
 
 
 def load_state(store: VectorStore, collection: str, root: str, embedder_name: str, reembed: bool) -> SyncState:

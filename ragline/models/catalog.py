@@ -8,22 +8,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from ragline.models import backend_table
+
 CATALOG_PATH = Path(__file__).with_name("catalog.toml")
 Format = Literal["hf", "mlx", "gguf", "onnx", "api"]
-Purpose = Literal["embedding", "instruct"]
-
-# The backend that runs each (purpose, format); hf embeddings run on sentence-transformers.
-BACKENDS: dict[tuple[str, str], str] = {
-    ("embedding", "hf"): "sentence-transformers",
-    ("embedding", "onnx"): "onnx-int8",
-    ("embedding", "gguf"): "gguf",
-    ("embedding", "mlx"): "mlx",
-    ("embedding", "api"): "openai",
-    ("instruct", "hf"): "transformers",  # no ragline backend yet: serve it with vLLM/TGI + `openai`
-    ("instruct", "gguf"): "llama-cpp",
-    ("instruct", "mlx"): "mlx-lm",
-    ("instruct", "api"): "openai",
-}
+Purpose = backend_table.Role
 
 
 @dataclass(frozen=True)
@@ -46,7 +35,8 @@ class CatalogModel:
 
     @property
     def backend(self) -> str:
-        return BACKENDS[(self.purpose, self.format)]
+        """The backend that runs this entry's format (load_catalog refuses a format none runs)."""
+        return backend_table.for_format(self.purpose, self.format).name
 
     @property
     def quantized(self) -> bool:
@@ -75,8 +65,11 @@ def load_catalog(path: Path = CATALOG_PATH) -> tuple[CatalogModel, ...]:
             model = CatalogModel(**entry)
         except TypeError as exc:
             raise CatalogError(f"{path}: model #{index + 1} ({entry.get('key', '?')}): {exc}") from exc
-        if (model.purpose, model.format) not in BACKENDS:
-            raise CatalogError(f"{path}: {model.key}: no backend runs {model.purpose} models in {model.format}")
+        if backend_table.for_format(model.purpose, model.format) is None:
+            raise CatalogError(
+                f"{path}: {model.key}: no backend runs {model.purpose} models in {model.format}; use a format "
+                "listed for a backend in ragline/models/backend_table.py"
+            )
         models.append(model)
     keys = [m.key for m in models]
     if len(set(keys)) != len(keys):

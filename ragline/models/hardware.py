@@ -7,11 +7,15 @@ for deploy targets that differ from the machine running the CLI.
 
 from __future__ import annotations
 
+import functools
 import os
 import platform
 import shutil
 import subprocess
 from dataclasses import dataclass, field, replace
+
+from ragline.settings import RaglineSettings
+from ragline.settings.config import HardwareSettings
 
 GIB = 1024**3
 
@@ -103,8 +107,15 @@ def detect_hardware() -> Hardware:
     )
 
 
-def apply_overrides(detected: Hardware, overrides) -> Hardware:
-    """Settings win over detection; `overrides` is settings.hardware (or any object with its fields)."""
+@functools.cache
+def detected_hardware() -> Hardware:
+    """Detection once per process, for decisions that use only what does not change (`auto`
+    resolves on every spec built, and nvidia-smi takes a noticeable part of a second)."""
+    return detect_hardware()
+
+
+def apply_overrides(detected: Hardware, overrides: HardwareSettings | None) -> Hardware:
+    """Settings win over detection; `overrides` is settings.hardware."""
     if overrides is None:
         return detected
     changes: dict = {}
@@ -123,5 +134,5 @@ def apply_overrides(detected: Hardware, overrides) -> Hardware:
     return replace(detected, **changes, overridden=tuple(sorted(changes)))
 
 
-def hardware_from_settings(settings) -> Hardware:
-    return apply_overrides(detect_hardware(), getattr(settings, "hardware", None))
+def hardware_from_settings(settings: RaglineSettings) -> Hardware:
+    return apply_overrides(detect_hardware(), settings.hardware)

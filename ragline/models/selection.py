@@ -11,13 +11,18 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
 
-from ragline.models.catalog import BACKENDS, CatalogModel, load_catalog
-from ragline.models.hardware import Hardware
+from ragline.models import backend_table
+from ragline.models.catalog import CatalogModel, load_catalog
+from ragline.models.hardware import Gpu, Hardware, apply_overrides, detected_hardware, hardware_from_settings
+from ragline.models.refs import resolve_model
+from ragline.settings import RaglineSettings
 
 PURPOSE_ROLES = {"rag": ("embedding", "instruct"), "chat": ("instruct",), "search": ("embedding",)}
 PRIORITIES = ("auto", "accuracy", "efficiency", "offline")
 LARGE_GPU_GB = 24.0  # fits a 7-9B model in bf16 with room for its KV cache
 MEMORY_SHARE = {"apple": 0.70, "large-gpu": 0.90, "small-gpu": 0.90, "cpu": 0.70}
+# What `auto` falls back to for a model reference that no backend can open.
+DEFAULT_BACKENDS = {"embedding": "sentence-transformers", "instruct": "llama-cpp"}
 
 
 @dataclass
@@ -216,79 +221,56 @@ def _tier_line(tier: str) -> str:
 # -- `auto` backends: the same decision, applied to the model the settings name --------------------
 
 
-def decision_from_settings(settings, purpose: str = "rag", priority: str | None = None) -> Decision:
-    from ragline.models.hardware import hardware_from_settings
+def decision_from_settings(settings: RaglineSettings, purpose: str = "rag", priority: str | None = None) -> Decision:
+    return recommend(purpose, priority or settings.selection.priority, hardware_from_settings(settings))
 
-    chosen = priority or getattr(getattr(settings, "selection", None), "priority", "auto")
-    return recommend(purpose, chosen, hardware_from_settings(settings))
+
+def reference_kinds(model_ref: str, api_base: str | None) -> set[str]:
+    """What `model_ref` is, in the backend table's REFERENCE_KINDS; empty when it names nothing."""
+    if api_base:
+        return {"endpoint"}
+    try:
+        location = resolve_model(model_ref)
+    except FileNotFoundError:
+        return set()
+    if location.local:
+        if location.path.suffix == ".gguf":
+            return {"gguf"}
+        return {"folder", "tokenizer-folder"} if (location.path / "tokenizer.json").exists() else {"folder"}
+    hub = location.hub_id.lower()
+    if "gguf" in hub:
+        return {"gguf"}
+    return {"mlx-hub"} if hub.startswith("mlx-community/") else {"hub"}
 
 
 def runnable_backends(model_ref: str, role: str, api_base: str | None) -> tuple[str, ...]:
     """The backends that can load `model_ref` at all, most general first."""
-    if api_base:
-        return ("openai",)
-    from ragline.models.refs import resolve_model
-
-    try:
-        location = resolve_model(model_ref)
-    except FileNotFoundError:
-        return ()
-    embedding = role == "embedding"
-    if location.local:
-        if location.path.suffix == ".gguf":
-            return ("gguf",) if embedding else ("llama-cpp",)
-        if embedding:
-            onnx_ready = (location.path / "tokenizer.json").exists()
-            return ("sentence-transformers", "mlx") + (("onnx-int8", "onnx") if onnx_ready else ())
-        return ("mlx-lm",)
-    hub = location.hub_id.lower()
-    if "gguf" in hub:
-        return ("gguf",) if embedding else ("llama-cpp",)
-    if hub.startswith("mlx-community/"):
-        return ("mlx",) if embedding else ("mlx-lm",)
-    return ("sentence-transformers",) if embedding else ("mlx-lm", "llama-cpp")
+    return backend_table.opening(role, reference_kinds(model_ref, api_base))
 
 
 def backend_for(model_ref: str, role: str, api_base: str | None, decision: Decision) -> str:
     """The decision's backend when it can run the configured model, else the most general one."""
     pick = decision.pick(role)
     runnable = runnable_backends(model_ref, role, api_base)
-    fallback = "sentence-transformers" if role == "embedding" else "llama-cpp"
-    if pick and pick.model:
-        preferred = BACKENDS[(role, pick.model.format)]
-        if preferred in runnable and (preferred not in ("mlx", "mlx-lm") or decision.tier == "apple"):
-            return preferred
-    return runnable[0] if runnable else fallback
+    # The decision picks MLX formats only on Apple Silicon, so its backend suits this machine as is.
+    preferred = pick.backend if pick else None
+    if preferred in runnable:
+        return preferred
+    # Nothing can open the reference: the default backend says why when it loads.
+    return runnable[0] if runnable else DEFAULT_BACKENDS[role]
 
 
-def _settings():
-    from ragline.settings import get_settings
-
-    return get_settings()
-
-
-def stable_decision(settings) -> Decision:
+def stable_decision(settings: RaglineSettings) -> Decision:
     """The decision for this machine as if idle (all RAM and GPU memory free).
 
     `auto` must resolve the same way in every process: a collection records the embedding
     backend that built it, and a pick that followed momentary free memory would flip between
     runs and make the next ingest or query refuse the collection.
     """
-    from ragline.models.hardware import Gpu, hardware_from_settings
-
-    hw = hardware_from_settings(settings)
+    hw = apply_overrides(detected_hardware(), settings.hardware)
     idle = replace(
         hw,
         available_ram_gb=hw.ram_gb,
         gpus=tuple(Gpu(g.name, g.memory_gb, g.memory_gb) for g in hw.gpus),
     )
-    chosen = getattr(getattr(settings, "selection", None), "priority", "auto")
-    return recommend("rag", chosen, idle)
-
-
-def auto_embedding_backend(spec) -> str:
-    return backend_for(spec.model, "embedding", spec.api_base, stable_decision(_settings()))
-
-
-def auto_generation_backend(spec) -> str:
-    return backend_for(spec.model, "instruct", spec.api_base, stable_decision(_settings()))
+    return recommend("rag", settings.selection.priority, idle)

@@ -1,0 +1,157 @@
+"""The one table of model backends: what each runs, what it can open, where, and what it is good for.
+
+Every question about a backend is answered here: the embedder and generator registries (which
+class loads it, ragline/embedders/base.py, ragline/generators/base.py), the catalog (which backend
+runs a model's format, ragline/models/catalog.py), `auto` (which backends can open the configured
+model, ragline/models/selection.py) and `ragline models bench` (the descriptive columns).
+
+It imports nothing from ragline, so all of those can read it. ragline.backends, which turns the
+settings into specs and resolves `auto`, sits above the selection code and re-exports this table.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, replace
+from typing import Literal
+
+Role = Literal["embedding", "instruct"]
+ROLE_WORDS = {"embedding": "embedding", "instruct": "generation"}  # as error messages say it
+
+# What a model reference can be (ragline.models.selection.reference_kinds finds them):
+#   endpoint          an OpenAI-compatible API (`api_base` is set)
+#   gguf              a .gguf file, or a hub repo whose name says GGUF
+#   mlx-hub           an mlx-community hub repo
+#   folder            a local model folder
+#   tokenizer-folder  a local folder with tokenizer.json (what the ONNX export reads)
+#   hub               any other hub ID
+REFERENCE_KINDS = ("endpoint", "gguf", "mlx-hub", "folder", "tokenizer-folder", "hub")
+
+
+@dataclass(frozen=True)
+class Profile:
+    """The seed's comparison of model types; `ragline models bench` prints it beside its measurements."""
+
+    model_type: str
+    strengths: str
+    weaknesses: str
+    best_use: str
+
+
+@dataclass(frozen=True)
+class Backend:
+    """One backend for one role.
+
+    `formats`: the catalog formats it runs; the first backend of a role listed for a format is the
+    one the catalog names. `opens`: the REFERENCE_KINDS it can load; for a reference that several
+    backends open, table order is the preference (most general first). `loader` is None for a
+    format no ragline backend runs yet.
+    """
+
+    name: str
+    role: Role
+    loader: str | None  # "module:Class"; the class takes the role's spec and loads in warm_up()
+    formats: tuple[str, ...] = ()
+    opens: tuple[str, ...] = ()
+    devices: tuple[str, ...] = ()  # cpu, cuda, apple (Metal), remote
+    extra: str | None = None  # the pip extra its packages come from; None: ragline's core dependencies
+    profile: Profile | None = None
+
+    @property
+    def install_hint(self) -> str:
+        return f"pip install 'ragline[{self.extra}]'" if self.extra else "pip install ragline"
+
+
+MLX = Profile("Apple MLX", "uses Apple-silicon GPU and unified memory", "macOS on Apple silicon only", "Macs")
+API = Profile("OpenAI-compatible HTTP API", "no local compute; large models",
+              "network, cost, data leaves the machine", "when quality matters more than locality")
+
+_ROWS = (
+    Backend("sentence-transformers", "embedding", "ragline.embedders.sentence_transformers:SentenceTransformerEmbedder",
+            formats=("hf",), opens=("folder", "hub"), devices=("cpu", "cuda"),
+            profile=Profile("torch (PyTorch)", "reference accuracy; any hub model; fp16 on GPU",
+                            "heavy install; slowest CPU start and most memory", "GPU servers; quality baseline")),
+    # mlx-embeddings also loads a local sentence-transformers folder as it is.
+    Backend("mlx", "embedding", "ragline.embedders.mlx:MlxEmbedder",
+            formats=("mlx",), opens=("mlx-hub", "folder"), devices=("apple", "cpu"), extra="mlx", profile=MLX),
+    # Listed before `onnx`: the catalog's ONNX entries are the int8 exports.
+    Backend("onnx-int8", "embedding", "ragline.embedders.onnx:OnnxInt8Embedder",
+            formats=("onnx",), opens=("tokenizer-folder",), devices=("cpu",), extra="onnx",
+            profile=Profile("ONNX Runtime, int8 quantized", "smallest and fastest on CPU",
+                            "small accuracy loss; export step", "laptops, edge, high-volume CPU ingest")),
+    Backend("onnx", "embedding", "ragline.embedders.onnx:OnnxEmbedder",
+            formats=("onnx",), opens=("tokenizer-folder",), devices=("cpu",), extra="onnx",
+            profile=Profile("ONNX Runtime (fp32)", "faster CPU inference than torch; light runtime",
+                            "needs an exported model", "CPU servers and containers")),
+    Backend("gguf", "embedding", "ragline.embedders.gguf:GgufEmbedder",
+            formats=("gguf",), opens=("gguf",), devices=("cpu",), extra="gguf",
+            profile=Profile("llama.cpp GGUF", "one runtime for embedding and generation; quantized",
+                            "few embedding models; pooling must match the model", "all-in-one local installs")),
+    Backend("openai", "embedding", "ragline.embedders.openai_compat:OpenAICompatEmbedder",
+            formats=("api",), opens=("endpoint",), devices=("remote",), profile=API),
+    Backend("transformers", "instruct", None, formats=("hf",), devices=("cuda",),
+            profile=Profile("Hugging Face transformers", "full precision; any hub model",
+                            "no ragline backend yet: serve it with vLLM or TGI and use `openai`", "large GPUs")),
+    # mlx-lm first among the hub loaders: a hub ID that does not say GGUF is most likely weights it converts.
+    Backend("mlx-lm", "instruct", "ragline.generators.mlx_lm:MlxLmGenerator",
+            formats=("mlx",), opens=("mlx-hub", "folder", "hub"), devices=("apple", "cpu"), extra="mlx", profile=MLX),
+    Backend("llama-cpp", "instruct", "ragline.generators.llama_cpp:LlamaCppGenerator",
+            formats=("gguf",), opens=("gguf", "hub"), devices=("cpu", "cuda", "apple"),
+            profile=Profile("llama.cpp GGUF generator", "runs quantized LLMs on CPU, offloads to GPU",
+                            "small models answer poorly; long prompts are slow on CPU", "offline and local answering")),
+    Backend("openai", "instruct", "ragline.generators.openai_compat:OpenAICompatGenerator",
+            formats=("api",), opens=("endpoint",), devices=("remote",), profile=API),
+)
+# (role, name) -> Backend, in the order above; register() appends.
+BACKENDS: dict[tuple[str, str], Backend] = {(row.role, row.name): row for row in _ROWS}
+
+
+def register(role: Role, name: str, loader: str) -> Backend:
+    """Add a backend, or point an existing one at another class (its description stays)."""
+    existing = BACKENDS.get((role, name))
+    entry = replace(existing, loader=loader) if existing else Backend(name, role, loader)
+    BACKENDS[(role, name)] = entry
+    return entry
+
+
+def lookup(role: str, name: str) -> Backend | None:
+    return BACKENDS.get((role, name))
+
+
+def for_role(role: str) -> list[Backend]:
+    return [entry for (entry_role, _), entry in BACKENDS.items() if entry_role == role]
+
+
+def for_format(role: str, fmt: str) -> Backend | None:
+    """The backend that runs `fmt` models for `role` (the catalog's `backend` column)."""
+    return next((entry for entry in for_role(role) if fmt in entry.formats), None)
+
+
+def loadable(role: str) -> list[str]:
+    """The names ragline can load for `role`, sorted."""
+    return sorted(entry.name for entry in for_role(role) if entry.loader)
+
+
+def opening(role: str, kinds: set[str]) -> tuple[str, ...]:
+    """The loadable backends that can open a reference of these kinds, most general first."""
+    return tuple(entry.name for entry in for_role(role) if entry.loader and kinds & set(entry.opens))
+
+
+def loader_class(role: Role, name: str) -> type:
+    """The class that loads backend `name`; the message says what to choose instead."""
+    word = ROLE_WORDS[role]
+    choices = ", ".join(loadable(role))
+    if name == "auto":
+        raise ValueError(
+            f"{word} backend 'auto' is decided from the settings: build the spec with "
+            "ragline.backends.embedder_spec(settings) / generator_spec(settings), or name a backend "
+            f"({choices})"
+        )
+    entry = lookup(role, name)
+    if entry is None:
+        raise ValueError(f"unknown {word} backend {name!r}; choose one of: {choices}")
+    if entry.loader is None:
+        why = entry.profile.weaknesses if entry.profile else "ragline has no loader for it"
+        raise ValueError(f"{word} backend {name!r} cannot run here ({why}); choose one of: {choices}")
+    module_name, attribute = entry.loader.split(":")
+    return getattr(importlib.import_module(module_name), attribute)

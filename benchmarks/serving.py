@@ -21,7 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -119,7 +119,7 @@ def markdown_table(results: dict) -> str:
 
 def run(runs: int, workdir: Path) -> dict:
     from ragline.deployments.local_server import _apply, local_api_url, start_local_server
-    from tests.conftest import free_port
+    from tests.conftest import free_port, start_process, stop_process
 
     port = free_port()
     server = start_local_server(workdir / "prefect-home", port, timeout_s=300)
@@ -131,15 +131,14 @@ def run(runs: int, workdir: Path) -> dict:
     try:
         cli("ingest", str(corpus), env=env)
         cli("deploy", env=env)
-        worker = subprocess.Popen(
+        worker = start_process(
             [sys.executable, "-m", "prefect", "worker", "start", "--pool", "ragline-process", "--limit", "1"],
             env=env, cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         try:
             results["process worker (deployment, fresh process per run)"] = summarize(time_deployment_runs(api, runs))
         finally:
-            worker.terminate()
-            worker.wait(timeout=60)
+            stop_process(worker, timeout_s=60)
         serving = ServeProcess(env, workdir / "serve.log")
         try:
             serving.wait_ready()
@@ -148,8 +147,7 @@ def run(runs: int, workdir: Path) -> dict:
         finally:
             serving.stop()
     finally:
-        os.killpg(server.pid, 15)
-        server.wait(timeout=30)
+        stop_process(server, timeout_s=30)
     return results
 
 
@@ -166,7 +164,7 @@ def main() -> None:
     print(table)
     out_dir = REPO_ROOT / "benchmarks" / "results"
     out_dir.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     payload = {"benchmark": "serving", "when": stamp, "cpus": os.cpu_count(), "results": results, "table": table}
     (out_dir / f"serving-{stamp}.json").write_text(json.dumps(payload, indent=2))
 

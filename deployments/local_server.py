@@ -18,6 +18,8 @@ from pathlib import Path
 
 import httpx
 
+from ragline.settings import RaglineSettings
+
 LOCAL_HOST = "127.0.0.1"
 
 
@@ -38,7 +40,7 @@ def _apply(api_url: str) -> str:
     return api_url
 
 
-def server_home(settings) -> Path:
+def server_home(settings: RaglineSettings) -> Path:
     return (Path(settings.data_dir) / "prefect").resolve()
 
 
@@ -46,7 +48,7 @@ def local_api_url(port: int) -> str:
     return f"http://{LOCAL_HOST}:{port}/api"
 
 
-def ensure_prefect_api(settings) -> str:
+def ensure_prefect_api(settings: RaglineSettings) -> str:
     """Point this process at a Prefect API, starting the local server if none is configured."""
     if os.environ.get("PREFECT_API_URL"):
         return _apply(os.environ["PREFECT_API_URL"])
@@ -87,6 +89,9 @@ def start_local_server(home: Path, port: int, timeout_s: float) -> subprocess.Po
         if process.poll() is not None:
             break
         time.sleep(0.5)
+    # A server that never answered is not left behind to hold the port or the database.
+    _stop_group(process)
+    log.close()
     raise RuntimeError(
         f"the local Prefect server did not start on port {port} within {timeout_s:.0f} s; "
         f"see {home / 'server.log'}. Set RAGLINE_PREFECT__LOCAL_PORT to a free port, or point "
@@ -94,7 +99,21 @@ def start_local_server(home: Path, port: int, timeout_s: float) -> subprocess.Po
     )
 
 
-def stop_local_server(settings) -> bool:
+def _stop_group(process: subprocess.Popen, timeout_s: float = 10) -> None:
+    """SIGTERM the server's process group, then SIGKILL it if it has not exited in `timeout_s`."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            process.wait(timeout=timeout_s)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def stop_local_server(settings: RaglineSettings) -> bool:
     pid_file = server_home(settings) / "server.pid"
     if not pid_file.exists():
         return False

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, Stopped, start_process, stop_process
 
 TERMINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 QUESTION = "How does ragline decide which files to skip when it ingests a folder again?"
@@ -37,15 +38,16 @@ def serve_env(api_url: str, data_dir: Path, ingest_path: Path) -> dict:
 
 
 class ServeProcess:
-    """`ragline serve` in a subprocess; stop() sends SIGINT like Ctrl-C."""
+    """`ragline serve` in a subprocess of its own session; stop() sends SIGINT like Ctrl-C, and
+    kills it (and whatever it started) if it has not exited within the wait."""
 
     def __init__(self, env: dict, log_path: Path):
         self.env = env
         self.log_path = log_path
         self.log = open(log_path, "wb")
-        self.process = subprocess.Popen(
+        self.process = start_process(
             [sys.executable, "-m", "ragline.cli", "serve"], env=env, cwd=REPO_ROOT,
-            stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            stdout=self.log, stderr=subprocess.STDOUT,
         )
 
     def output(self) -> str:
@@ -61,16 +63,11 @@ class ServeProcess:
             time.sleep(0.5)
         raise TimeoutError(f"ragline serve was not ready in {timeout_s} s:\n{self.output()}")
 
-    def stop(self) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(2)
-            try:
-                self.process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=30)
+    def stop(self) -> Stopped:
+        """Never raises (it runs in teardowns); the caller may assert on what it returns."""
+        stopped = stop_process(self.process, signal.SIGINT, timeout_s=60)
         self.log.close()
-        return self.process.returncode
+        return stopped
 
 
 def deployment(api_url: str, name: str) -> dict:

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
-from pathlib import Path
 
+import httpx
 import pytest
 import yaml
 
 from ragline.settings.config import DeploymentSettings
-from tests.conftest import REPO_ROOT, run_cli
+from tests.conftest import REPO_ROOT, run_cli, start_process, stop_process
 from tests.serving import (
     QUESTION,
     check_answer,
@@ -32,6 +33,16 @@ def load_flow(entrypoint: str):
     from prefect.flows import load_flow_from_entrypoint
 
     return load_flow_from_entrypoint(str(REPO_ROOT / entrypoint))
+
+
+def pool_runs(api_url: str, pool: str) -> list[dict]:
+    """Flow runs on the pool's queues that are not finished (scheduled, pending, running...)."""
+    response = httpx.post(f"{api_url}/flow_runs/filter", timeout=30, json={
+        "work_pools": {"name": {"any_": [pool]}},
+        "flow_runs": {"state": {"type": {"not_any_": ["COMPLETED", "FAILED", "CRASHED", "CANCELLED"]}}},
+    })
+    response.raise_for_status()
+    return response.json()
 
 
 def test_prefect_yaml_matches_the_flows_and_settings():
@@ -96,33 +107,58 @@ def test_ragline_deploy_registers_schedule_limit_and_pool(prefect_api, tmp_path)
 
 @pytest.mark.slow
 def test_process_worker_answers_ask_triggered_over_rest(prefect_api, tmp_path):
-    """The work-pool path: `ragline deploy`, a real `prefect worker`, a REST-triggered run."""
+    """The work-pool path: `ragline deploy`, a real `prefect worker`, a REST-triggered run.
+
+    Isolated from the rest of the session's server: its own work pool and deployment names, so
+    no deployment or schedule another test registered (`ingest/ragline` on `ragline-process`,
+    with runs that fall due while the suite runs) reaches this worker, and its own ingest schedule
+    paused, so the only run the worker can get is the ask run this test triggers.
+    """
     corpus = small_docs(tmp_path)
-    env = serve_env(prefect_api, tmp_path / "data", corpus)
+    env = {
+        **serve_env(prefect_api, tmp_path / "data", corpus),
+        "RAGLINE_DEPLOYMENTS__WORK_POOL": "ragline-worker-test",
+        "RAGLINE_DEPLOYMENTS__NAME": "worker-test",
+        "RAGLINE_STORE__COLLECTION": "workertest",
+    }
     assert run_cli("ingest", str(corpus), env=env).returncode == 0
-    assert run_cli("deploy", env=env).returncode == 0
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "prefect", "worker", "start", "--pool", "ragline-process", "--limit", "1"],
-        env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    try:
-        ask = deployment(prefect_api, "ask/ragline")
-        response = create_flow_run(prefect_api, ask["id"], {"question": QUESTION})
-        assert response.status_code == 201, response.text
-        run = wait_for_run(prefect_api, response.json()["id"])
-    finally:
-        worker.terminate()
-        worker.wait(timeout=60)
-    assert run["state_type"] == "COMPLETED", run["state"]
+    deployed = run_cli("deploy", env=env)
+    assert deployed.returncode == 0, deployed.stdout + deployed.stderr
+    assert "prefect worker start --pool ragline-worker-test" in deployed.stdout
+    ingest, ask = deployment(prefect_api, "ingest/workertest"), deployment(prefect_api, "ask/worker-test")
+    assert ingest["work_pool_name"] == ask["work_pool_name"] == "ragline-worker-test"
+    # Pausing deletes the runs the schedule already made and makes no more (prefect/server/api/
+    # deployments.py, pause_deployment).
+    httpx.post(f"{prefect_api}/deployments/{ingest['id']}/pause_deployment", timeout=30).raise_for_status()
+    assert deployment(prefect_api, "ingest/workertest")["paused"] is True
+    assert pool_runs(prefect_api, "ragline-worker-test") == [], "runs the worker would pick up first"
+
+    with open(tmp_path / "worker.log", "wb") as worker_log:
+        worker = start_process(
+            [sys.executable, "-m", "prefect", "worker", "start", "--pool", "ragline-worker-test", "--limit", "1"],
+            env=env, cwd=tmp_path, stdout=worker_log, stderr=subprocess.STDOUT,
+        )
+        try:
+            response = create_flow_run(prefect_api, ask["id"], {"question": QUESTION})
+            assert response.status_code == 201, response.text
+            run = wait_for_run(prefect_api, response.json()["id"])
+        finally:
+            # Prefect's worker turns SIGTERM into SIGINT: it stops polling, stops its in-flight
+            # runs (SIGTERM to their group, SIGKILL after 30 s) and exits. stop_process kills
+            # whatever is left after 60 s and never raises, so it cannot hide a failure above.
+            stopped = stop_process(worker, signal.SIGTERM, timeout_s=60)
+    log = (tmp_path / "worker.log").read_text(errors="replace")[-4000:]
+    assert run["state_type"] == "COMPLETED", (run["state"], log)
     check_answer(persisted_result(run["id"]), corpus)
     assert any("### Citations" in a["data"] for a in run_artifacts(prefect_api, run["id"]))
+    assert stopped.graceful, f"the worker did not exit within 60 s of SIGTERM: {stopped}\n{log}"
 
 
 @pytest.mark.slow
 def test_ingest_on_a_local_dask_cluster(prefect_api, ragline_env, tmp_path):
     pytest.importorskip("prefect_dask", reason="the dask extra is not installed: pip install 'ragline[dask]'")
-    from ragline.flows.scale import dask_task_runner
     from ragline.flows.ingest import ingest
+    from ragline.flows.scale import dask_task_runner
 
     corpus = small_docs(tmp_path)
     runner = dask_task_runner("local")
@@ -130,6 +166,27 @@ def test_ingest_on_a_local_dask_cluster(prefect_api, ragline_env, tmp_path):
     summary = ingest.with_options(task_runner=runner)(path=str(corpus), collection="dask")
     assert summary["chunks"] > 0
     assert summary["counts"] == {"ingested": len(list(corpus.iterdir()))}
+
+
+def test_stop_process_kills_what_ignores_the_signal(tmp_path):
+    """The teardown helper the worker test relies on: a process that ignores SIGTERM, with a child
+    in a session of its own (as Prefect starts flow runs), is killed with that child; no raise."""
+    import psutil
+
+    script = (
+        "import signal, subprocess, sys, time\n"
+        "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+        "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)'], start_new_session=True)\n"
+        "print(child.pid, flush=True)\n"
+        "time.sleep(600)\n"
+    )
+    process = start_process([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    child = psutil.Process(int(process.stdout.readline()))
+    stopped = stop_process(process, signal.SIGTERM, timeout_s=1)
+    assert not stopped.graceful and stopped.returncode == -signal.SIGKILL
+    assert process.pid in stopped.killed and child.pid in stopped.killed
+    assert not child.is_running() or child.status() == psutil.STATUS_ZOMBIE
+    assert stop_process(process).graceful  # stopping again is harmless
 
 
 def test_qdrant_server_store_passes_sharding_to_create_collection(tmp_path):

@@ -46,14 +46,13 @@ QUIET_ENV = {
 def ragline_worker(args) -> dict:
     """Cold ingest through the flow, the raw-encode limit on the same chunks, warm re-ingest, recall."""
     started = time.perf_counter()
-    from ragline.flows.ingest import ingest as ingest_flow
-    from ragline import answering
     from ragline import backends
-    from ragline.ingestion import batches
     from ragline.embedders import get_embedder
+    from ragline.flows.ingest import ingest as ingest_flow
+    from ragline.ingestion import batches
     from ragline.parsing.pool import get_parser_pool
-    from ragline.store import close_stores, open_store
     from ragline.settings import get_settings
+    from ragline.store import close_stores, open_store
 
     settings = get_settings()
     embedder = get_embedder(backends.embedder_spec(settings))
@@ -132,8 +131,6 @@ def encode_limit(corpus: str, settings, embedder) -> dict:
 def cold_parse(files, settings) -> tuple[float, list[str]]:
     """Parse in a new parser pool: the flow's pool caches spaCy results per text, which would
     make a second parse of the same files look nearly free."""
-    from ragline import answering
-    from ragline import backends
     from ragline.ingestion import batches
     from ragline.parsing.pool import ParserPool
 
@@ -151,8 +148,6 @@ def cold_parse(files, settings) -> tuple[float, list[str]]:
 def search_queries(queries: list[dict], embedder, store, settings, mode: str) -> dict[str, list[str]]:
     """Top-10 sources per query through ragline's retrieval path (the retrieve task's call)."""
     from ragline import answering
-    from ragline import backends
-    from ragline.ingestion import batches
     from ragline.retrieval import retrieval_options
 
     options = retrieval_options(settings, mode)

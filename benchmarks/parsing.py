@@ -54,7 +54,7 @@ def compare(files) -> dict:
         seconds[splitter], outputs[splitter] = parse_all(files, splitter)
     spacy, rules = outputs["spacy"], outputs["rules"]
     elements = sum(len(spacy[s][0]) for s in spacy)
-    changed = sum(a != b for s in spacy for a, b in zip(spacy[s][0], rules.get(s, ([], []))[0]))
+    changed = sum(a != b for s in spacy for a, b in zip(spacy[s][0], rules.get(s, ([], []))[0], strict=False))
     return {
         "files": len(files),
         "ms_per_file": {s: round(1000 * seconds[s] / len(files), 2) for s in SPLITTERS},

@@ -40,8 +40,7 @@ def latency_summary(seconds: list[float]) -> dict:
 
 def measure_retrieval(queries: list[common.Query], settings) -> dict:
     """The library call the retrieve task makes: embed the question, search the store."""
-    from ragline import answering
-    from ragline import backends
+    from ragline import answering, backends
     from ragline.embedders import get_embedder
     from ragline.retrieval import retrieval_options
     from ragline.store import SearchFilter, open_store
@@ -83,8 +82,7 @@ class RawLlama:
 
 def prompt_for(question: str, settings):
     """The exact messages the generate task builds for this question (same hits, same budget)."""
-    from ragline import answering
-    from ragline import backends
+    from ragline import answering, backends
     from ragline.embedders import get_embedder
     from ragline.generators import get_generator
     from ragline.prompting import build_messages, citations_from_hits

@@ -19,6 +19,7 @@ from prefect.schedules import Cron
 
 from ragline.flows.ingest import ingest
 from ragline.flows.query import ask
+from ragline.settings import RaglineSettings
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 INGEST_ENTRYPOINT = "flows/ingest.py:ingest"
@@ -26,14 +27,14 @@ SCALED_INGEST_ENTRYPOINT = "flows/scale.py:ingest"
 ASK_ENTRYPOINT = "flows/query.py:ask"
 
 
-def ingest_flow(settings):
+def ingest_flow(settings: RaglineSettings):
     """The ingest flow with the task runner the settings ask for (threads, or a Dask cluster)."""
     from ragline.flows.scale import scaled_ingest
 
     return scaled_ingest(settings)
 
 
-def ingest_options(settings) -> dict:
+def ingest_options(settings: RaglineSettings) -> dict:
     d = settings.deployments
     collection = settings.store.collection
     return dict(
@@ -47,7 +48,7 @@ def ingest_options(settings) -> dict:
     )
 
 
-def ask_options(settings) -> dict:
+def ask_options(settings: RaglineSettings) -> dict:
     return dict(
         name=settings.deployments.name,
         tags=["ragline"],
@@ -56,11 +57,11 @@ def ask_options(settings) -> dict:
     )
 
 
-def ingest_deployment_name(settings, collection: str | None = None) -> str:
+def ingest_deployment_name(settings: RaglineSettings, collection: str | None = None) -> str:
     return f"{ingest.name}/{collection or settings.store.collection}"
 
 
-def ask_deployment_name(settings) -> str:
+def ask_deployment_name(settings: RaglineSettings) -> str:
     return f"{ask.name}/{settings.deployments.name}"
 
 
@@ -79,7 +80,7 @@ async def ensure_process_pool(name: str) -> None:
             await client.create_work_pool(WorkPoolCreate(name=name, type="process", base_job_template=template))
 
 
-async def deploy_to_work_pool(settings) -> dict[str, str]:
+async def deploy_to_work_pool(settings: RaglineSettings) -> dict[str, str]:
     """Register ingest and ask on the process work pool; returns {deployment name: id}.
 
     The code is pulled by a `set_working_directory` step pointing at this checkout (no git), so a

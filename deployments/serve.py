@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from uuid import UUID
 
 from prefect.client.orchestration import get_client
@@ -28,14 +28,15 @@ from prefect.task_worker import TaskWorker
 from prefect.utilities.engine import propose_state
 
 from ragline.deployments.register import ask_options, ingest_flow, ingest_options
-from ragline.flows.query import ask
 from ragline.deployments.worker import answer_question
+from ragline.flows.query import ask
+from ragline.settings import RaglineSettings
 
 POLL_SECONDS = 0.5
 logger = logging.getLogger("ragline.serve")
 
 
-async def served_deployments(settings) -> list:
+async def served_deployments(settings: RaglineSettings) -> list:
     """(deployment, flow) pairs: results persisted so any process on the API can read them."""
     ingest_served = ingest_flow(settings).with_options(persist_result=True)
     ask_served = ask.with_options(persist_result=True)
@@ -45,7 +46,7 @@ async def served_deployments(settings) -> list:
     ]
 
 
-async def register(settings) -> dict[UUID, Flow]:
+async def register(settings: RaglineSettings) -> dict[UUID, Flow]:
     """Create or update the served deployments; schedules are (re)activated."""
     flows_by_id: dict[UUID, Flow] = {}
     async with get_client() as client:
@@ -84,7 +85,7 @@ class InProcessRunner:
                     logger.warning("polling the Prefect API failed, retrying: %s", exc)
                 try:
                     await asyncio.wait_for(stop.wait(), POLL_SECONDS)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     pass
         self._executor.shutdown(wait=True)
 
@@ -94,7 +95,7 @@ class InProcessRunner:
             return
         # Only runs due now: ingest runs waiting for their concurrency slot are rescheduled later.
         runs = await client.get_scheduled_flow_runs_for_deployments(
-            deployment_ids=list(self.flows_by_id), scheduled_before=datetime.now(timezone.utc), limit=free + 8
+            deployment_ids=list(self.flows_by_id), scheduled_before=datetime.now(UTC), limit=free + 8
         )
         for flow_run in runs:
             if flow_run.id in self.in_flight or len(self.in_flight) >= self.concurrency:
@@ -122,7 +123,7 @@ class InProcessRunner:
             self.in_flight.discard(flow_run.id)
 
 
-async def serve_forever(settings, stop: asyncio.Event, ready=None) -> None:
+async def serve_forever(settings: RaglineSettings, stop: asyncio.Event, ready=None) -> None:
     """Register, then run the deployment runner and the query task worker until `stop` is set."""
     flows_by_id = await register(settings)
     concurrency = settings.deployments.serve_concurrency

@@ -6,8 +6,10 @@ import re
 
 from prefect.tasks import exponential_backoff
 
+from ragline.settings import RaglineSettings
 
-def with_retries(task, settings):
+
+def with_retries(task, settings: RaglineSettings):
     """The task with the retry policy of the active environment (exponential backoff + jitter)."""
     t = settings.tasks
     return task.with_options(

@@ -14,15 +14,15 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from ragline.flows.common import artifact_key, with_retries
-from ragline.flows.ingest import ingest
-from ragline.ingestion.batches import batched
-from ragline.flows.query import ask
 from ragline.evaluation.metrics import CUTOFFS, load_qa, score_answers
 from ragline.evaluation.qa_sample import SQUAD_QA_SAMPLE
-from ragline.settings import get_settings
-from ragline.timing import seconds_since
+from ragline.flows.common import artifact_key, with_retries
+from ragline.flows.ingest import ingest
+from ragline.flows.query import ask
+from ragline.ingestion.batches import batched
+from ragline.settings import RaglineSettings, get_settings
 from ragline.tasks import evaluation as t
+from ragline.timing import seconds_since
 
 # Queries per retrieval task: ~6,000 queries make ~24 tasks, not 6,000.
 QUERIES_PER_TASK = 256
@@ -69,7 +69,7 @@ def evaluate(
     return report
 
 
-def score_mode(dataset, settings, collection: str, mode: str, source_to_doc: dict[str, str]) -> dict:
+def score_mode(dataset, settings: RaglineSettings, collection: str, mode: str, source_to_doc: dict[str, str]) -> dict:
     started = time.perf_counter()
     retrieve = with_retries(t.retrieve_batch, settings)
     queries = list(dataset.queries.items())
@@ -129,7 +129,7 @@ def evaluate_answers(corpus_dir: str, qa_file: str | None = None, limit: int | N
         key=artifact_key("eval-answers", dataset.name),
         table=[{"question": i.question, "references": " | ".join(i.answers), "answer": a["answer"][:300],
                 "cited": ", ".join(source_to_doc.get(c["source"], c["source"]) for c in a["citations"])}
-               for i, a in zip(items, answers)],
+               for i, a in zip(items, answers, strict=True)],
         description=(
             f"{scores['questions']} questions: {scores['answer_contains_reference']:.1%} of answers contain "
             f"a reference answer, {scores['citations_include_gold']:.1%} cite the gold passage."

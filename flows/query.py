@@ -9,8 +9,8 @@ from prefect.artifacts import create_markdown_artifact
 
 from ragline.flows.common import artifact_key, with_retries
 from ragline.records import Answer
-from ragline.store import SearchFilter
 from ragline.settings import get_settings
+from ragline.store import SearchFilter
 from ragline.tasks import query as t
 
 

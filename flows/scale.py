@@ -11,7 +11,7 @@ number of processes can write to. `ragline deploy` points process workers at thi
 from __future__ import annotations
 
 from ragline.flows.ingest import ingest as threaded_ingest
-from ragline.settings import get_settings
+from ragline.settings import RaglineSettings, get_settings
 
 LOCAL = "local"
 
@@ -30,7 +30,7 @@ def dask_task_runner(address: str):
     return DaskTaskRunner(address=address)
 
 
-def scaled_ingest(settings=None):
+def scaled_ingest(settings: RaglineSettings | None = None):
     settings = settings or get_settings()
     address = settings.deployments.ingest_task_runner
     if address == "threads":

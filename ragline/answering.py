@@ -11,8 +11,8 @@ from ragline.prompting import build_messages, citations_from_hits
 from ragline.records import Answer, Hit
 from ragline.retrieval import RetrievalOptions
 from ragline.settings import RaglineSettings
-from ragline.timing import seconds_since
 from ragline.store import SearchFilter, VectorStore, collection_for
+from ragline.timing import seconds_since
 
 
 def retrieve(

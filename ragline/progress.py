@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 ProgressHook = Callable[[int, int], None]  # (files done, files total)
 _hook: ProgressHook | None = None

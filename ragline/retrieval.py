@@ -17,6 +17,7 @@ import numpy as np
 
 from ragline.embedders import Embedder
 from ragline.records import Hit
+from ragline.settings import RaglineSettings
 from ragline.sparse import sparse_query
 from ragline.store import SearchFilter, VectorStore
 from ragline.store.base import FusionSpec
@@ -36,7 +37,7 @@ class RetrievalOptions:
     rerank_candidates: int = 20
 
 
-def retrieval_options(settings, mode: str | None = None) -> RetrievalOptions:
+def retrieval_options(settings: RaglineSettings, mode: str | None = None) -> RetrievalOptions:
     """The options the settings describe; `mode` overrides retrieval.mode (evaluation runs)."""
     r = settings.retrieval
     fusion = FusionSpec(method=r.fusion, rrf_k=r.rrf_k, candidates=r.candidates)
@@ -103,7 +104,7 @@ class CrossEncoderReranker:
             return []
         pairs = [(question, hit.payload.get("text", "")) for hit in hits]
         scores = self.model.predict(pairs, batch_size=self.batch_size, show_progress_bar=False)
-        ranked = sorted(zip(hits, np.asarray(scores, dtype=np.float64).reshape(len(hits), -1)[:, -1]),
+        ranked = sorted(zip(hits, np.asarray(scores, dtype=np.float64).reshape(len(hits), -1)[:, -1], strict=True),
                         key=lambda pair: -pair[1])
         return [Hit(hit.chunk_id, float(score), hit.payload) for hit, score in ranked]
 

@@ -34,8 +34,8 @@ def run_ingest(path: Path, collection: str = "docs", **params) -> dict:
 
 
 def open_test_store():
-    from ragline.store import open_store
     from ragline.settings import get_settings
+    from ragline.store import open_store
 
     return open_store(get_settings())
 

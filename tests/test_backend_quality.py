@@ -10,10 +10,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ragline.embedders import EmbedderSpec, get_embedder
 from ragline.answering import retrieve
-from ragline.store import collection_for
-from ragline.store import CollectionInfo, EmbedderMismatchError
+from ragline.embedders import EmbedderSpec, get_embedder
+from ragline.store import CollectionInfo, EmbedderMismatchError, collection_for
 from tests.conftest import SQUAD_DIR, needs_shared_data
 from tests.test_backends import MINILM, minilm_gguf, read_jsonl  # noqa: F401  (fixture)
 

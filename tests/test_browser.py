@@ -13,7 +13,6 @@ import subprocess
 from pathlib import Path
 
 import httpx
-
 import pytest
 
 from tests.conftest import REPO_ROOT

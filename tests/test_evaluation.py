@@ -113,8 +113,8 @@ def test_report_shape_and_quality(report, subset):
 
 
 def test_throwaway_collection_is_dropped(report, eval_env):
-    from ragline.store import open_store
     from ragline.settings import get_settings
+    from ragline.store import open_store
 
     store = open_store(get_settings())
     leftovers = [p.name for p in (store.root).glob("eval-*")]
@@ -200,17 +200,16 @@ def test_unknown_mode_is_rejected_with_the_setting_name(monkeypatch):
 
 def test_edge_and_qdrant_client_stores_rank_alike_in_every_mode(subset, tmp_path):
     """Both stores get the same client-side BM25 vectors, so sparse and hybrid agree across them."""
-    from ragline import answering
-    from ragline import backends
+    from ragline import answering, backends
+    from ragline.embedders import get_embedder
     from ragline.ingestion import batches
     from ragline.parsing.chunking import chunk_id_for
-    from ragline.embedders import get_embedder
     from ragline.records import Chunk
     from ragline.retrieval import RetrievalOptions
+    from ragline.settings import get_settings
     from ragline.store.base import CollectionInfo
     from ragline.store.edge import EdgeStore
     from ragline.store.qdrant_server import QdrantServerStore
-    from ragline.settings import get_settings
 
     embedder = get_embedder(backends.embedder_spec(get_settings()))
     chunks = [

@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-from tests.conftest import REPO_ROOT, SHARED_DOCS, needs_shared_data, run_cli
+from tests.conftest import SHARED_DOCS, needs_shared_data, run_cli
 
 pytestmark = [needs_shared_data(), pytest.mark.slow]
 
@@ -93,11 +93,10 @@ def test_broken_files_are_reported_with_a_reason(ingested):
 
 
 def test_payload_has_the_citation_fields(ingested):
-    from ragline import answering
-    from ragline import backends
+    from ragline import answering, backends
     from ragline.embedders import get_embedder
-    from ragline.store import open_store
     from ragline.settings import get_settings
+    from ragline.store import open_store
 
     settings = get_settings()
     embedder = get_embedder(backends.embedder_spec(settings))

@@ -12,12 +12,12 @@ import json
 import numpy as np
 
 from ragline import backends
-from ragline.ingestion import batches
 from ragline.embedders import get_embedder
+from ragline.ingestion import batches
 from ragline.records import Chunk
+from ragline.settings import get_settings
 from ragline.store.base import CollectionInfo
 from ragline.store.edge import EdgeStore
-from ragline.settings import get_settings
 from tests.conftest import SQUAD_DIR, needs_shared_data
 
 RECALL_AT_5_FLOOR = 0.85
@@ -50,7 +50,7 @@ def test_recall_at_5_on_squad_with_the_default_embedder(tmp_path):
     query_ids = [q for q in qrels if q in queries]
     vectors = embedder.embed_documents([queries[q] for q in query_ids])
     found = 0
-    for query_id, vector in zip(query_ids, vectors):
+    for query_id, vector in zip(query_ids, vectors, strict=True):
         hits = store.search("squad", np.asarray(vector), 5)
         found += any(hit.payload["source"] in qrels[query_id] for hit in hits)
     recall_at_5 = found / len(query_ids)

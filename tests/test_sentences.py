@@ -46,8 +46,8 @@ def test_titles_and_narrative_text_are_told_apart_with_rules(tmp_path):
 def test_rules_give_the_same_chunks_as_spacy_on_real_documents(name, tmp_path):
     """The splitter only moves a few elements between NarrativeText and UncategorizedText (27 of
     7,340 across ../shared/data/docs); chunk boundaries follow titles, so chunks stay the same."""
-    from ragline.parsing.chunking import chunk_elements
     from ragline.ingestion.discovery import discover
+    from ragline.parsing.chunking import chunk_elements
     from ragline.parsing.partition import partition_file
 
     (source_file,) = [f for f in discover(str(SHARED_DOCS), [name], [], 64).files]
@@ -61,8 +61,8 @@ def test_rules_give_the_same_chunks_as_spacy_on_real_documents(name, tmp_path):
 
 
 def _chunks_of(tmp_path, text: str) -> list[str]:
-    from ragline.parsing.chunking import chunk_elements
     from ragline.ingestion.discovery import discover
+    from ragline.parsing.chunking import chunk_elements
     from ragline.parsing.partition import partition_file
 
     (tmp_path / "doc.txt").write_text(text)

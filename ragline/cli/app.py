@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-from typing import Optional
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -33,7 +32,7 @@ app.command()(serve)
 @app.command()
 def ingest(
     path: str = typer.Argument(..., help="Folder (or file) with documents to ingest."),
-    collection: Optional[str] = typer.Option(None, help="Collection name (default: store.collection)."),
+    collection: str | None = typer.Option(None, help="Collection name (default: store.collection)."),
     prune: bool = typer.Option(True, help="Delete chunks of files that left the folder."),
     json_output: bool = typer.Option(False, "--json", help="Print the ingestion summary as JSON."),
     reembed: bool = typer.Option(
@@ -56,8 +55,8 @@ def ingest(
     routed = route_ingest(settings, path, collection, prune, reembed)  # None unless `ragline serve` owns the store
     if routed is not None:
         return out.print_json(json.dumps(routed)) if json_output else print_ingest_summary(routed)
-    from ragline.flows.ingest import ingest as ingest_flow
     from ragline import progress
+    from ragline.flows.ingest import ingest as ingest_flow
 
     with Progress(
         TextColumn("[bold]ingesting[/]"), BarColumn(), MofNCompleteColumn(), TextColumn("files"),
@@ -90,8 +89,8 @@ def print_ingest_summary(summary: dict) -> None:
 @app.command()
 def ask(
     question: str = typer.Argument(..., help="The question to answer."),
-    collection: Optional[str] = typer.Option(None, help="Collection name (default: store.collection)."),
-    k: Optional[int] = typer.Option(None, "--k", help="How many chunks to retrieve."),
+    collection: str | None = typer.Option(None, help="Collection name (default: store.collection)."),
+    k: int | None = typer.Option(None, "--k", help="How many chunks to retrieve."),
     source: list[str] = typer.Option([], help="Only search these source paths (repeatable)."),
     file_type: list[str] = typer.Option([], help="Only search these file types, e.g. pdf (repeatable)."),
     json_output: bool = typer.Option(False, "--json", help="Print the answer object as JSON."),
@@ -102,8 +101,8 @@ def ask(
         fail('the question is empty: ask something, e.g. ragline ask "What is ragline?"')
     settings = load_settings()
     connect_prefect(settings)
-    from ragline.flows.query import ask as ask_flow
     from ragline.cli.deploy import route_ask, served_elsewhere
+    from ragline.flows.query import ask as ask_flow
 
     params = dict(question=question, k=k, sources=source or None, file_types=file_type or None, collection=collection)
     with console.status("retrieving and generating..."):

@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from ragline.cli.common import console, fail, out, prepare_dataset_run, run_flow
+from ragline.settings import RaglineSettings
 
 METRICS = ("ndcg@10", "recall@10", "recall@100", "mrr@10")
 MODES = ("dense", "sparse", "hybrid")
@@ -23,8 +22,8 @@ MODES = ("dense", "sparse", "hybrid")
 def eval_command(
     dataset_dir: str = typer.Argument(..., help="BEIR dataset folder: corpus.jsonl, queries.jsonl, qrels/test.tsv."),
     mode: list[str] = typer.Option([], "--mode", help="dense, sparse or hybrid (repeatable; default: retrieval.mode)."),
-    limit_queries: Optional[int] = typer.Option(None, "--limit-queries", min=1, help="Use only the first N queries."),
-    max_docs: Optional[int] = typer.Option(None, "--max-docs", min=1, help="Use only the first N documents and their queries."),
+    limit_queries: int | None = typer.Option(None, "--limit-queries", min=1, help="Use only the first N queries."),
+    max_docs: int | None = typer.Option(None, "--max-docs", min=1, help="Use only the first N documents and their queries."),
     baseline: bool = typer.Option(False, "--baseline", help="Also rank whole passages embedded directly (no chunking)."),
     json_output: bool = typer.Option(False, "--json", help="Print the metrics as JSON (last line: the first mode)."),
 ) -> None:
@@ -52,7 +51,7 @@ def summary_line(report: dict, row: dict) -> str:
     return json.dumps(summary)
 
 
-def print_report(report: dict, settings, target: Console) -> None:
+def print_report(report: dict, settings: RaglineSettings, target: Console) -> None:
     table = Table(title=f"{report['dataset']}: {report['queries']} queries, {report['docs']} docs, {report['chunks']} chunks")
     for column in ("retrieval", *METRICS, "seconds"):
         table.add_column(column, justify="left" if column == "retrieval" else "right")
@@ -65,11 +64,11 @@ def print_report(report: dict, settings, target: Console) -> None:
 
 def eval_answers_command(
     corpus_dir: str = typer.Argument(..., help="BEIR dataset folder whose corpus.jsonl holds the passages."),
-    qa_file: Optional[str] = typer.Argument(
+    qa_file: str | None = typer.Argument(
         None, help="QA set: JSONL {question, answers, gold} or SQuAD-format JSON (default: the bundled "
         "20-question sample for the SQuAD retrieval corpus)."),
-    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Use only the first N questions."),
-    max_docs: Optional[int] = typer.Option(None, "--max-docs", min=1, help="Ingest only the first N passages."),
+    limit: int | None = typer.Option(None, "--limit", min=1, help="Use only the first N questions."),
+    max_docs: int | None = typer.Option(None, "--max-docs", min=1, help="Ingest only the first N passages."),
     json_output: bool = typer.Option(False, "--json", help="Print the scores as JSON."),
 ) -> None:
     """Answer each question with the real query flow; score answers and citations."""

@@ -27,8 +27,8 @@ def bench_command(
 ) -> None:
     """Per embedding and generation backend: load time, throughput, peak memory and quality."""
     prepare_dataset_run(dataset_dir)
-    from ragline.flows.model_bench import check_known, models_bench
     from ragline import embedders, generators
+    from ragline.flows.model_bench import check_known, models_bench
 
     try:
         check_known(names(embedder_names), embedders.available_backends(), "embedding")

@@ -17,9 +17,9 @@ import json
 import math
 import re
 import string
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
 
 import numpy as np
 
@@ -43,7 +43,7 @@ class BeirDataset:
     queries: dict[str, str]  # query id -> text, only queries with a relevant document
     qrels: dict[str, dict[str, int]]  # query id -> {doc id: relevance}
 
-    def sample(self, max_docs: int | None = None, max_queries: int | None = None) -> "BeirDataset":
+    def sample(self, max_docs: int | None = None, max_queries: int | None = None) -> BeirDataset:
         """The first `max_docs` documents and the first `max_queries` queries judged on them only."""
         doc_ids = list(self.corpus)[:max_docs] if max_docs else list(self.corpus)
         kept = set(doc_ids)

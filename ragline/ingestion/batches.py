@@ -68,7 +68,7 @@ def parse_files(files: list[SourceFile], settings: RaglineSettings) -> ParsedBat
     with ThreadPoolExecutor(max_workers=pool.workers) as threads:
         outcomes = threads.map(lambda source_file: pool.parse(source_file, timeout_s), files)
     batch = ParsedBatch()
-    for source_file, outcome in zip(files, outcomes):
+    for source_file, outcome in zip(files, outcomes, strict=True):
         crashpoints.reached("parse")
         batch.chunks.extend(outcome.chunks)
         batch.reports.append(outcome.report)

@@ -1,5 +1,5 @@
 # The two commands of the README. Both set up .venv/ first (idempotent, see scripts/setup.sh).
-.PHONY: demo test setup
+.PHONY: demo test setup lint
 
 DEMO_QUESTION ?= Which vector store does ragline use by default, and where does it keep its data?
 
@@ -13,4 +13,10 @@ demo: setup
 test:
 	./scripts/setup.sh test
 	./scripts/setup-test-tools.sh
+	$(MAKE) lint
 	.venv/bin/python -m pytest
+
+# ruff's lint and format checks (configured in pyproject.toml); `make test` runs them first.
+lint:
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .

@@ -217,7 +217,9 @@ def git_commit() -> str:
 
 
 def command_line() -> str:
-    args = [Path(sys.argv[0]).resolve().relative_to(REPO_ROOT).as_posix() if Path(sys.argv[0]).exists() else sys.argv[0]]
+    args = [
+        Path(sys.argv[0]).resolve().relative_to(REPO_ROOT).as_posix() if Path(sys.argv[0]).exists() else sys.argv[0]
+    ]
     return "python " + shlex.join(args + sys.argv[1:])
 
 
@@ -225,8 +227,9 @@ def run_worker(argv: list[str], env: dict | None = None, timeout: float | None =
     """Run one measured step in its own process (clean peak RSS) and return the JSON it writes."""
     result_path = Path(argv[argv.index("--result") + 1])
     result_path.unlink(missing_ok=True)
-    proc = subprocess.run(argv, env={**os.environ, **(env or {})}, timeout=timeout, cwd=REPO_ROOT,
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        argv, env={**os.environ, **(env or {})}, timeout=timeout, cwd=REPO_ROOT, capture_output=True, text=True
+    )
     if proc.returncode != 0 or not result_path.exists():
         tail = (proc.stderr or proc.stdout)[-3000:]
         raise RuntimeError(f"benchmark step failed ({shlex.join(argv[:3])} ...), exit {proc.returncode}:\n{tail}")

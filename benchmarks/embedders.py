@@ -50,8 +50,16 @@ def bench_embedder(backend: str, model: str, count: int) -> dict:
     started = time.perf_counter()
     embedder.embed_documents(texts)
     seconds = time.perf_counter() - started
-    return {"kind": "embedder", "backend": backend, "model": model, "texts": count, "load_s": round(load_s, 2),
-            "seconds": round(seconds, 2), "texts_per_s": round(count / seconds, 2), "peak_rss_mb": round(peak_rss_mb())}
+    return {
+        "kind": "embedder",
+        "backend": backend,
+        "model": model,
+        "texts": count,
+        "load_s": round(load_s, 2),
+        "seconds": round(seconds, 2),
+        "texts_per_s": round(count / seconds, 2),
+        "peak_rss_mb": round(peak_rss_mb()),
+    }
 
 
 def bench_generator(backend: str, model: str, api_base: str | None, max_tokens: int = 128) -> dict:
@@ -67,14 +75,21 @@ def bench_generator(backend: str, model: str, api_base: str | None, max_tokens: 
     seconds = time.perf_counter() - started
     tokens = sum(generator.count_tokens(p) for p in pieces) if backend != "openai" else len(pieces)
     decode_s = max(seconds - (first - started), 1e-9) if first else seconds
-    return {"kind": "generator", "backend": backend, "model": model, "tokens": tokens,
-            "ttft_s": round(first - started, 3) if first else None,
-            "tokens_per_s": round(tokens / decode_s, 2), "peak_rss_mb": round(peak_rss_mb())}
+    return {
+        "kind": "generator",
+        "backend": backend,
+        "model": model,
+        "tokens": tokens,
+        "ttft_s": round(first - started, 3) if first else None,
+        "tokens_per_s": round(tokens / decode_s, 2),
+        "peak_rss_mb": round(peak_rss_mb()),
+    }
 
 
 def run_child(args: list[str], env: dict) -> dict:
-    result = subprocess.run([sys.executable, __file__, "--worker", *args], capture_output=True, text=True,
-                            env=env, timeout=3600)
+    result = subprocess.run(
+        [sys.executable, __file__, "--worker", *args], capture_output=True, text=True, env=env, timeout=3600
+    )
     if result.returncode != 0:
         return {"backend": args[1], "error": result.stderr.strip().splitlines()[-1] if result.stderr else "failed"}
     return json.loads(result.stdout.strip().splitlines()[-1])
@@ -97,9 +112,26 @@ def start_openai_server(threads: int) -> tuple[subprocess.Popen, str]:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     process = subprocess.Popen(
-        [sys.executable, "-m", "llama_cpp.server", "--model", str(resolve_model(SMOLLM).path), "--model_alias",
-         "smollm2", "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048", "--n_threads", str(threads)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        [
+            sys.executable,
+            "-m",
+            "llama_cpp.server",
+            "--model",
+            str(resolve_model(SMOLLM).path),
+            "--model_alias",
+            "smollm2",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--n_ctx",
+            "2048",
+            "--n_threads",
+            str(threads),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
     base = f"http://127.0.0.1:{port}/v1"
     for _ in range(600):
@@ -115,7 +147,10 @@ def start_openai_server(threads: int) -> tuple[subprocess.Popen, str]:
 def markdown(results: list[dict]) -> str:
     lines = ["| embedder backend | texts/s | load s | peak RSS MB |", "|---|---:|---:|---:|"]
     for r in (r for r in results if r.get("kind") == "embedder" or "error" in r):
-        lines.append(f"| {r['backend']} | {r.get('texts_per_s', r.get('error'))} | {r.get('load_s', '')} | {r.get('peak_rss_mb', '')} |")
+        lines.append(
+            f"| {r['backend']} | {r.get('texts_per_s', r.get('error'))} | {r.get('load_s', '')} "
+            f"| {r.get('peak_rss_mb', '')} |"
+        )
     lines += ["", "| generator backend | tokens/s | time to first token s | peak RSS MB |", "|---|---:|---:|---:|"]
     for r in (r for r in results if r.get("kind") == "generator"):
         lines.append(f"| {r['backend']} ({r['model']}) | {r['tokens_per_s']} | {r['ttft_s']} | {r['peak_rss_mb']} |")
@@ -129,8 +164,13 @@ def main() -> None:
     parser.add_argument("--generators", default="llama-cpp,openai")
     parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
     args = parser.parse_args()
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
-           "RAGLINE_GGUF_THREADS": str(args.threads), "PYTHONPATH": str(REPO)}
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+        "RAGLINE_GGUF_THREADS": str(args.threads),
+        "PYTHONPATH": str(REPO),
+    }
     results = []
     for backend in filter(None, args.embedders.split(",")):
         model = minilm_gguf() if backend == "gguf" else MINILM
@@ -148,8 +188,13 @@ def main() -> None:
                 server[0].wait(timeout=30)
         print(json.dumps(results[-1]), flush=True)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    meta = {"cores": len(os.sched_getaffinity(0)), "threads": args.threads, "load_average": os.getloadavg(),
-            "texts": args.texts, "corpus": str(SQUAD)}
+    meta = {
+        "cores": len(os.sched_getaffinity(0)),
+        "threads": args.threads,
+        "load_average": os.getloadavg(),
+        "texts": args.texts,
+        "corpus": str(SQUAD),
+    }
     out = RESULTS / f"embedders-{time.strftime('%Y%m%d-%H%M%S')}.json"
     out.write_text(json.dumps({"meta": meta, "results": results}, indent=2))
     print(f"\n{markdown(results)}\n\nwritten to {out}")

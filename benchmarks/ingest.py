@@ -116,13 +116,20 @@ def encode_limit(corpus: str, settings, embedder) -> dict:
     model = getattr(embedder, "model", None)
     started = time.perf_counter()
     if model is not None and hasattr(model, "encode"):
-        model.encode(texts, batch_size=settings.embedding.batch_size, normalize_embeddings=True,
-                     convert_to_numpy=True, show_progress_bar=False)
+        model.encode(
+            texts,
+            batch_size=settings.embedding.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
     else:
         embedder.embed_documents(texts)
     seconds = time.perf_counter() - started
     return {
-        "chunks": len(texts), "encode_s": round(seconds, 2), "chunks_per_s": round(len(texts) / seconds, 2),
+        "chunks": len(texts),
+        "encode_s": round(seconds, 2),
+        "chunks_per_s": round(len(texts) / seconds, 2),
         # Parsing alone, serially, in a fresh parser process (cold caches, like the flow's).
         "parse_s": round(parse_s, 2),
     }
@@ -152,8 +159,10 @@ def search_queries(queries: list[dict], embedder, store, settings, mode: str) ->
 
     options = retrieval_options(settings, mode)
     return {
-        query["qid"]: [hit.payload["source"] for hit in
-                       answering.retrieve(query["text"], TOP_K, None, embedder, store, COLLECTION, options)]
+        query["qid"]: [
+            hit.payload["source"]
+            for hit in answering.retrieve(query["text"], TOP_K, None, embedder, store, COLLECTION, options)
+        ]
         for query in queries
     }
 
@@ -186,11 +195,26 @@ def run_peer(name: str, corpus: Path, workdir: Path, queries_file: Path, args) -
     model = resolve_model(settings.embedding.model)
     result_path = workdir / f"{name}.json"
     argv = [
-        str(PEERS_PYTHON), str(PEERS[name]), "--corpus", str(corpus), "--queries-file", str(queries_file),
-        "--model", str(model.path or model.hub_id), "--chunk-chars", str(settings.chunking.max_characters),
-        "--overlap-chars", str(settings.chunking.overlap), "--batch-size", str(settings.embedding.batch_size),
-        "--max-seq-length", str(settings.embedding.max_seq_length), "--top-k", str(TOP_K),
-        "--result", str(result_path),
+        str(PEERS_PYTHON),
+        str(PEERS[name]),
+        "--corpus",
+        str(corpus),
+        "--queries-file",
+        str(queries_file),
+        "--model",
+        str(model.path or model.hub_id),
+        "--chunk-chars",
+        str(settings.chunking.max_characters),
+        "--overlap-chars",
+        str(settings.chunking.overlap),
+        "--batch-size",
+        str(settings.embedding.batch_size),
+        "--max-seq-length",
+        str(settings.embedding.max_seq_length),
+        "--top-k",
+        str(TOP_K),
+        "--result",
+        str(result_path),
     ]
     return common.run_worker(argv, env=QUIET_ENV)
 
@@ -268,7 +292,10 @@ def ratios(runs: dict) -> dict:
         "peak_pss_mb": {scale: runs["ragline"][scale]["peak_pss_mb"] for scale in scales},
         "peak_rss_sum_mb": {scale: runs["ragline"][scale]["peak_rss_sum_mb"] for scale in scales},
         "docs_per_s_by_scale": {s: round(r["docs"] / r["ingest_s"], 2) for s, r in runs["ragline"].items()},
-        "recall_at_10": {"ragline": base["recall_at_10"], f"ragline_{base['retrieval_mode']}": base["recall_at_10_default"]},
+        "recall_at_10": {
+            "ragline": base["recall_at_10"],
+            f"ragline_{base['retrieval_mode']}": base["recall_at_10_default"],
+        },
     }
     for peer in PEERS:
         if peer in runs:
@@ -286,17 +313,40 @@ def record(result: dict) -> None:
     v = result["versions"]
     common.append_row(
         "ingest-runs",
-        ["date", "commit", "machine", "versions", "command", "docs", "limit chunks/s", "ragline chunks/s",
-         "ingest/limit", "parse/encode", "re-ingest/cold", "vs LlamaIndex", "vs Haystack", "recall@10 (ragline dense/default, LI, HS)",
-         "peak PSS MB by scale"],
-        [result["date"], result["commit"], f"{m['cores']} cores {m['cpu']}, load {m['load_avg_1m']}",
-         f"torch {v.get('torch')}, st {v.get('sentence-transformers')}, prefect {v.get('prefect')}",
-         f"`{result['command']}`", str(r["docs"]), common.fmt(r["limit_chunks_per_s"], 1),
-         common.fmt(r["ragline_chunks_per_s"], 1), common.fmt(r["ingest_vs_limit"]), common.fmt(r["parse_vs_encode"]),
-         f"{r['reingest_share_of_cold'] * 100:.1f}%", common.fmt(r.get("vs_llamaindex")),
-         common.fmt(r.get("vs_haystack")),
-         " / ".join(common.fmt(value, 3) for value in recall.values()),
-         ", ".join(f"{s}: {mb:.0f}" for s, mb in pss.items())],
+        [
+            "date",
+            "commit",
+            "machine",
+            "versions",
+            "command",
+            "docs",
+            "limit chunks/s",
+            "ragline chunks/s",
+            "ingest/limit",
+            "parse/encode",
+            "re-ingest/cold",
+            "vs LlamaIndex",
+            "vs Haystack",
+            "recall@10 (ragline dense/default, LI, HS)",
+            "peak PSS MB by scale",
+        ],
+        [
+            result["date"],
+            result["commit"],
+            f"{m['cores']} cores {m['cpu']}, load {m['load_avg_1m']}",
+            f"torch {v.get('torch')}, st {v.get('sentence-transformers')}, prefect {v.get('prefect')}",
+            f"`{result['command']}`",
+            str(r["docs"]),
+            common.fmt(r["limit_chunks_per_s"], 1),
+            common.fmt(r["ragline_chunks_per_s"], 1),
+            common.fmt(r["ingest_vs_limit"]),
+            common.fmt(r["parse_vs_encode"]),
+            f"{r['reingest_share_of_cold'] * 100:.1f}%",
+            common.fmt(r.get("vs_llamaindex")),
+            common.fmt(r.get("vs_haystack")),
+            " / ".join(common.fmt(value, 3) for value in recall.values()),
+            ", ".join(f"{s}: {mb:.0f}" for s, mb in pss.items()),
+        ],
     )
 
 
@@ -339,10 +389,14 @@ def main(argv=None) -> dict | None:
                 os.killpg(server.pid, 15)
                 server.wait(timeout=30)
     result = {
-        "benchmark": "ingest", "date": time.strftime("%Y-%m-%d %H:%M"), "commit": common.git_commit(),
-        "command": common.command_line(), "machine": common.machine(),
-        "versions": common.versions(["ragline", "torch", "sentence-transformers", "prefect", "qdrant-edge-py",
-                                     "unstructured", "transformers"]),
+        "benchmark": "ingest",
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+        "commit": common.git_commit(),
+        "command": common.command_line(),
+        "machine": common.machine(),
+        "versions": common.versions(
+            ["ragline", "torch", "sentence-transformers", "prefect", "qdrant-edge-py", "unstructured", "transformers"]
+        ),
         "config": {"docs": args.docs, "scales": args.scales, "queries": args.queries, "corpus": args.corpus},
         "runs": runs,
     }

@@ -53,13 +53,22 @@ def main() -> None:
     inline = [parse_worker.parse_one(f, options).report.status for f in files]
     inline_s = time.perf_counter() - started
 
-    print(json.dumps({
-        "files": len(files),
-        "same_outcomes": pooled == inline,
-        "in_process": {"startup_s": round(inline_startup, 2), "parse_s": round(inline_s, 2)},
-        "worker_pool": {"workers": args.workers, "startup_s": round(pool_startup, 2), "parse_s": round(pool_s, 2)},
-        "overhead_pct": round(100 * (pool_s - inline_s) / inline_s, 1),
-    }, indent=2))
+    print(
+        json.dumps(
+            {
+                "files": len(files),
+                "same_outcomes": pooled == inline,
+                "in_process": {"startup_s": round(inline_startup, 2), "parse_s": round(inline_s, 2)},
+                "worker_pool": {
+                    "workers": args.workers,
+                    "startup_s": round(pool_startup, 2),
+                    "parse_s": round(pool_s, 2),
+                },
+                "overhead_pct": round(100 * (pool_s - inline_s) / inline_s, 1),
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

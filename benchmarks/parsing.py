@@ -78,8 +78,13 @@ def main(argv=None) -> dict:
         if not args.folder:
             common.build_squad_corpus(folder, args.docs)
         files = [f for f in discover(str(folder), ["**/*"], ["**/.*", "**/*.manifest.json"], 64).files]
-        result = {"folder": str(args.folder or f"{args.docs} SQuAD passages"), "date": time.strftime("%Y-%m-%d %H:%M"),
-                  "commit": common.git_commit(), "machine": common.machine(), **compare(files)}
+        result = {
+            "folder": str(args.folder or f"{args.docs} SQuAD passages"),
+            "date": time.strftime("%Y-%m-%d %H:%M"),
+            "commit": common.git_commit(),
+            "machine": common.machine(),
+            **compare(files),
+        }
     print(json.dumps(result, indent=2))
     return result
 

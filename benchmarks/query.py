@@ -66,8 +66,13 @@ class RawLlama:
         from ragline.models.refs import resolve_model
 
         g = settings.generation
-        self.llm = Llama(model_path=str(resolve_model(g.model).path), n_ctx=g.context_window,
-                         n_threads=g.threads or _default_threads(), n_gpu_layers=g.n_gpu_layers, verbose=False)
+        self.llm = Llama(
+            model_path=str(resolve_model(g.model).path),
+            n_ctx=g.context_window,
+            n_threads=g.threads or _default_threads(),
+            n_gpu_layers=g.n_gpu_layers,
+            verbose=False,
+        )
 
     def count(self, text: str) -> int:
         return len(self.llm.tokenize(text.encode("utf-8"), add_bos=False))
@@ -75,8 +80,9 @@ class RawLlama:
     def answer(self, messages: list[dict], settings) -> tuple[float, int, str]:
         g = settings.generation
         started = time.perf_counter()
-        out = self.llm.create_chat_completion(messages=messages, max_tokens=g.max_tokens, temperature=g.temperature,
-                                              repeat_penalty=g.repeat_penalty)
+        out = self.llm.create_chat_completion(
+            messages=messages, max_tokens=g.max_tokens, temperature=g.temperature, repeat_penalty=g.repeat_penalty
+        )
         return time.perf_counter() - started, out["usage"]["completion_tokens"], out["choices"][0]["message"]["content"]
 
 
@@ -90,8 +96,15 @@ def prompt_for(question: str, settings):
     from ragline.store import SearchFilter, open_store
 
     embedder = get_embedder(backends.embedder_spec(settings))
-    hits = answering.retrieve(question, settings.retrieval.k, SearchFilter(), embedder, open_store(settings),
-                             COLLECTION, retrieval_options(settings))
+    hits = answering.retrieve(
+        question,
+        settings.retrieval.k,
+        SearchFilter(),
+        embedder,
+        open_store(settings),
+        COLLECTION,
+        retrieval_options(settings),
+    )
     generator = get_generator(backends.generator_spec(settings))
     budget = generator.context_window - settings.generation.max_tokens - 16
     messages, _ = build_messages(question, citations_from_hits(hits), generator.count_tokens, budget)
@@ -163,14 +176,34 @@ def record(result: dict) -> None:
     answer = g.get("answer_latency", {})
     common.append_row(
         "query-runs",
-        ["date", "commit", "machine", "versions", "command", "docs", "retrieve p50/p95 ms",
-         "flow retrieve p50/p95 ms", "answer p50/p95 s", "raw tok/s", "flow tok/s", "flow/raw"],
-        [result["date"], result["commit"], f"{m['cores']} cores {m['cpu']}, load {m['load_avg_1m']}",
-         f"llama-cpp-python {v.get('llama_cpp_python')}, torch {v.get('torch')}", f"`{result['command']}`",
-         str(r["docs"]), f"{r['retrieval']['p50_ms']} / {r['retrieval']['p95_ms']}",
-         f"{g.get('flow_retrieve_latency', {}).get('p50_ms')} / {g.get('flow_retrieve_latency', {}).get('p95_ms')}",
-         f"{answer.get('p50_ms', 0) / 1000:.2f} / {answer.get('p95_ms', 0) / 1000:.2f}",
-         common.fmt(g.get("raw_tokens_per_s")), common.fmt(g.get("flow_tokens_per_s")), common.fmt(g.get("flow_vs_raw"), 3)],
+        [
+            "date",
+            "commit",
+            "machine",
+            "versions",
+            "command",
+            "docs",
+            "retrieve p50/p95 ms",
+            "flow retrieve p50/p95 ms",
+            "answer p50/p95 s",
+            "raw tok/s",
+            "flow tok/s",
+            "flow/raw",
+        ],
+        [
+            result["date"],
+            result["commit"],
+            f"{m['cores']} cores {m['cpu']}, load {m['load_avg_1m']}",
+            f"llama-cpp-python {v.get('llama_cpp_python')}, torch {v.get('torch')}",
+            f"`{result['command']}`",
+            str(r["docs"]),
+            f"{r['retrieval']['p50_ms']} / {r['retrieval']['p95_ms']}",
+            f"{g.get('flow_retrieve_latency', {}).get('p50_ms')} / {g.get('flow_retrieve_latency', {}).get('p95_ms')}",
+            f"{answer.get('p50_ms', 0) / 1000:.2f} / {answer.get('p95_ms', 0) / 1000:.2f}",
+            common.fmt(g.get("raw_tokens_per_s")),
+            common.fmt(g.get("flow_tokens_per_s")),
+            common.fmt(g.get("flow_vs_raw"), 3),
+        ],
     )
 
 
@@ -203,8 +236,11 @@ def main(argv=None) -> dict:
                 os.killpg(server.pid, 15)
                 server.wait(timeout=30)
     result = {
-        "benchmark": "query", "date": time.strftime("%Y-%m-%d %H:%M"), "commit": common.git_commit(),
-        "command": common.command_line(), "machine": common.machine(),
+        "benchmark": "query",
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+        "commit": common.git_commit(),
+        "command": common.command_line(),
+        "machine": common.machine(),
         "versions": common.versions(["ragline", "llama_cpp_python", "torch", "sentence-transformers", "prefect"]),
         "config": {k: v for k, v in vars(args).items() if k not in ("out", "workdir")},
         "runs": runs,

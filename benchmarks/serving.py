@@ -98,8 +98,10 @@ def summarize(samples: list[tuple[float, float]]) -> dict:
     pct = lambda a, q: round(float(np.percentile(a, q)), 3)  # noqa: E731
     return {
         "runs": len(samples),
-        "p50_s": pct(total, 50), "p95_s": pct(total, 95),
-        "p50_minus_generation_s": pct(minus, 50), "p95_minus_generation_s": pct(minus, 95),
+        "p50_s": pct(total, 50),
+        "p95_s": pct(total, 95),
+        "p50_minus_generation_s": pct(minus, 50),
+        "p95_minus_generation_s": pct(minus, 95),
         "samples": [{"total_s": round(t, 3), "generate_s": g} for t, g in samples],
     }
 
@@ -133,7 +135,10 @@ def run(runs: int, workdir: Path) -> dict:
         cli("deploy", env=env)
         worker = start_process(
             [sys.executable, "-m", "prefect", "worker", "start", "--pool", "ragline-process", "--limit", "1"],
-            env=env, cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            env=env,
+            cwd=workdir,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         try:
             results["process worker (deployment, fresh process per run)"] = summarize(time_deployment_runs(api, runs))

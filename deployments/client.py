@@ -43,7 +43,9 @@ async def await_result(flow_run_id, timeout_s: float) -> Any:
         ) from None
     state = flow_run.state
     if not state.is_completed():
-        raise RemoteRunError(f"flow run {flow_run.name} ended {state.name}: {state.message or 'see its logs in the Prefect UI'}")
+        raise RemoteRunError(
+            f"flow run {flow_run.name} ended {state.name}: {state.message or 'see its logs in the Prefect UI'}"
+        )
     return await state.aresult()
 
 

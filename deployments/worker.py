@@ -37,7 +37,6 @@ def ask_via_worker(timeout_s: float, **params) -> dict:
     future.wait(timeout=timeout_s)
     if future.state is None or not future.state.is_final():
         raise TimeoutError(
-            f"no query worker answered within {timeout_s:.0f} s: is `ragline serve` running "
-            "against this Prefect API?"
+            f"no query worker answered within {timeout_s:.0f} s: is `ragline serve` running against this Prefect API?"
         )
     return future.result(raise_on_failure=True)

@@ -47,7 +47,9 @@ def evaluate(
     modes = modes or [settings.retrieval.mode]
     dataset = t.load_dataset(dataset_dir, limit_queries, max_docs)
     collection = f"eval-{uuid.uuid4().hex[:12]}"
-    get_run_logger().info("%s: %d docs, %d queries, modes %s", dataset.name, len(dataset.corpus), len(dataset.queries), modes)
+    get_run_logger().info(
+        "%s: %d docs, %d queries, modes %s", dataset.name, len(dataset.corpus), len(dataset.queries), modes
+    )
     with tempfile.TemporaryDirectory(prefix="ragline-eval-") as folder:
         source_to_doc = t.write_corpus(dataset, folder)
         try:
@@ -59,9 +61,22 @@ def evaluate(
     if direct_baseline:
         started = time.perf_counter()
         run = t.direct_dense_baseline(dataset, settings)
-        results.append({"retrieval": "dense-direct", **t.score_run(run, dataset.qrels), "seconds": seconds_since(started), "run": run})
-    report = {"dataset": dataset.name, "queries": len(dataset.queries), "docs": len(dataset.corpus),
-              "chunks": summary["chunks"], "embedder": embedder, "results": results}
+        results.append(
+            {
+                "retrieval": "dense-direct",
+                **t.score_run(run, dataset.qrels),
+                "seconds": seconds_since(started),
+                "run": run,
+            }
+        )
+    report = {
+        "dataset": dataset.name,
+        "queries": len(dataset.queries),
+        "docs": len(dataset.corpus),
+        "chunks": summary["chunks"],
+        "embedder": embedder,
+        "results": results,
+    }
     publish_results(report)
     if not include_runs:
         for row in results:
@@ -101,8 +116,9 @@ def publish_results(report: dict) -> None:
 
 
 @flow(name="evaluate-answers", log_prints=False)
-def evaluate_answers(corpus_dir: str, qa_file: str | None = None, limit: int | None = None,
-                     max_docs: int | None = None) -> dict:
+def evaluate_answers(
+    corpus_dir: str, qa_file: str | None = None, limit: int | None = None, max_docs: int | None = None
+) -> dict:
     """Ingest the BEIR corpus in `corpus_dir`, answer each question of `qa_file` with the real
     query flow, and score: does the answer contain a reference answer, do its citations include
     the gold passage. Without `qa_file`, the bundled SQuAD sample (ragline/evaluation/qa_sample.py)."""
@@ -113,7 +129,10 @@ def evaluate_answers(corpus_dir: str, qa_file: str | None = None, limit: int | N
     if max_docs or not qa_file:
         items = [item for item in items if set(item.gold) & set(dataset.corpus)]
     if not items:
-        raise ValueError(f"no question in {qa_file or 'the bundled SQuAD sample'} has its gold passage in {corpus_dir}: check the ids")
+        raise ValueError(
+            f"no question in {qa_file or 'the bundled SQuAD sample'} has its gold passage in {corpus_dir}: "
+            "check the ids"
+        )
     collection = f"eval-{uuid.uuid4().hex[:12]}"
     with tempfile.TemporaryDirectory(prefix="ragline-eval-") as folder:
         source_to_doc = t.write_corpus(dataset, folder)
@@ -123,13 +142,23 @@ def evaluate_answers(corpus_dir: str, qa_file: str | None = None, limit: int | N
         finally:
             with_retries(t.drop_collection, settings)(settings, collection)
     scores = score_answers(items, answers, source_to_doc)
-    report = {"dataset": dataset.name, "retrieval": settings.retrieval.mode, **scores,
-              "generator": settings.generation.model}
+    report = {
+        "dataset": dataset.name,
+        "retrieval": settings.retrieval.mode,
+        **scores,
+        "generator": settings.generation.model,
+    }
     create_table_artifact(
         key=artifact_key("eval-answers", dataset.name),
-        table=[{"question": i.question, "references": " | ".join(i.answers), "answer": a["answer"][:300],
-                "cited": ", ".join(source_to_doc.get(c["source"], c["source"]) for c in a["citations"])}
-               for i, a in zip(items, answers, strict=True)],
+        table=[
+            {
+                "question": i.question,
+                "references": " | ".join(i.answers),
+                "answer": a["answer"][:300],
+                "cited": ", ".join(source_to_doc.get(c["source"], c["source"]) for c in a["citations"]),
+            }
+            for i, a in zip(items, answers, strict=True)
+        ],
         description=(
             f"{scores['questions']} questions: {scores['answer_contains_reference']:.1%} of answers contain "
             f"a reference answer, {scores['citations_include_gold']:.1%} cite the gold passage."

@@ -42,7 +42,9 @@ def ingest(path: str, collection: str | None = None, prune: bool = True, reembed
         plan = t.plan_sync(discovery, state, prune, reembed)
         logger.info(
             "%d files to ingest, %d unchanged, %d removed",
-            len(plan.to_ingest), len(plan.unchanged), len(plan.removed),
+            len(plan.to_ingest),
+            len(plan.unchanged),
+            len(plan.removed),
         )
         reports = list(discovery.reports) + plan.known_failures
         reports += [FileReport(f.source, "unchanged") for f in plan.unchanged]
@@ -137,8 +139,13 @@ def summarize(collection: str, root: str, reports: list[FileReport]) -> dict:
 
 def publish_report(collection: str, summary: dict) -> None:
     rows = [
-        {"file": f["source"], "status": f["status"], "chunks": f["chunks"],
-         "reason": f["reason"] or "", "seconds": f["seconds"]}
+        {
+            "file": f["source"],
+            "status": f["status"],
+            "chunks": f["chunks"],
+            "reason": f["reason"] or "",
+            "seconds": f["seconds"],
+        }
         for f in summary["files"]
     ]
     counts = ", ".join(f"{n} {status}" for status, n in sorted(summary["counts"].items()))

@@ -36,8 +36,14 @@ def selected_setting(variable: str, value: str):
 
 @flow(name="models-bench", log_prints=False)
 def models_bench(
-    dataset_dir: str, docs: int = 60, queries: int = 200, questions: int = 20, generators_too: bool = True,
-    budget_s: float = 120.0, embedder_backends: list[str] | None = None, generator_backends: list[str] | None = None,
+    dataset_dir: str,
+    docs: int = 60,
+    queries: int = 200,
+    questions: int = 20,
+    generators_too: bool = True,
+    budget_s: float = 120.0,
+    embedder_backends: list[str] | None = None,
+    generator_backends: list[str] | None = None,
 ) -> list[dict]:
     """One row per backend: the model-type comparison with measured columns.
 
@@ -45,8 +51,16 @@ def models_bench(
     on reference BLAS) costs minutes, not hours: its throughput comes from what fit in the budget,
     and its quality eval is skipped when the measured speed says it would not fit either.
     """
-    arguments = ["--dataset", dataset_dir, "--docs", str(docs), "--questions", str(questions),
-                 "--budget-s", str(budget_s)]
+    arguments = [
+        "--dataset",
+        dataset_dir,
+        "--docs",
+        str(docs),
+        "--questions",
+        str(questions),
+        "--budget-s",
+        str(budget_s),
+    ]
     check_known(embedder_backends, embedders.available_backends(), "embedding")
     check_known(generator_backends, generators.available_backends(), "generation")
     rows = []
@@ -71,16 +85,21 @@ def check_known(requested: list[str] | None, known: list[str], kind: str) -> Non
         raise ValueError(f"unknown {kind} backend(s) {', '.join(unknown)}; choose from: {', '.join(known)}")
 
 
-def add_embedder_quality(result: model_bench.WorkerResult, backend: str, dataset_dir: str, docs: int,
-                         queries: int, budget_s: float) -> None:
+def add_embedder_quality(
+    result: model_bench.WorkerResult, backend: str, dataset_dir: str, docs: int, queries: int, budget_s: float
+) -> None:
     """nDCG@10 of the real ingest + retrieval path with this backend selected, when it fits the budget."""
     expected_s = (docs + queries) / max(result.metrics["throughput"], 1e-9)
     if expected_s > budget_s:
-        result.reason = (f"quality not measured: embedding {docs + queries} texts would take ~{expected_s / 60:.0f} min "
-                         f"at {result.metrics['throughput']} passages/s (raise --budget to measure it)")
+        result.reason = (
+            f"quality not measured: embedding {docs + queries} texts would take ~{expected_s / 60:.0f} min "
+            f"at {result.metrics['throughput']} passages/s (raise --budget to measure it)"
+        )
         return
-    with selected_setting("RAGLINE_EMBEDDING__BACKEND", backend), \
-            selected_setting("RAGLINE_EMBEDDING__MODEL", result.metrics["model_ref"]):
+    with (
+        selected_setting("RAGLINE_EMBEDDING__BACKEND", backend),
+        selected_setting("RAGLINE_EMBEDDING__MODEL", result.metrics["model_ref"]),
+    ):
         report = evaluate(dataset_dir, modes=["dense"], max_docs=docs, limit_queries=queries)
     result.metrics["ndcg@10"] = round(report["results"][0]["ndcg@10"], 4)
 
@@ -90,9 +109,18 @@ def table_row(result: model_bench.WorkerResult) -> dict:
     m = result.metrics
     quality = m.get("ndcg@10", m.get("answer_contains_reference"))
     return {
-        "kind": result.kind, "backend": result.backend, "model type": model_type, "strengths": strengths,
-        "weaknesses": weaknesses, "best use": best_use, "status": result.status if not result.reason else f"{result.status}: {result.reason}",
-        "model": m.get("model", ""), "load s": m.get("load_s"), "throughput": m.get("throughput"),
-        "unit": m.get("unit", ""), "peak MB": m.get("peak_rss_mb"),
-        "quality": quality, "quality metric": "nDCG@10" if result.kind == "embedder" else "answer contains reference",
+        "kind": result.kind,
+        "backend": result.backend,
+        "model type": model_type,
+        "strengths": strengths,
+        "weaknesses": weaknesses,
+        "best use": best_use,
+        "status": result.status if not result.reason else f"{result.status}: {result.reason}",
+        "model": m.get("model", ""),
+        "load s": m.get("load_s"),
+        "throughput": m.get("throughput"),
+        "unit": m.get("unit", ""),
+        "peak MB": m.get("peak_rss_mb"),
+        "quality": quality,
+        "quality metric": "nDCG@10" if result.kind == "embedder" else "answer contains reference",
     }

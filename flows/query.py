@@ -24,7 +24,7 @@ def ask(
 ) -> dict:
     """Answer `question` from `collection`; returns {"answer", "citations", "timings"}."""
     if not question or not question.strip():
-        raise ValueError("the question is empty: ask something, e.g. ragline ask \"What is ragline?\"")
+        raise ValueError('the question is empty: ask something, e.g. ragline ask "What is ragline?"')
     settings = get_settings()
     collection = collection or settings.store.collection
     filters = SearchFilter(tuple(sources or ()), tuple(f.lower().lstrip(".") for f in file_types or ()))

@@ -22,7 +22,7 @@ def dask_task_runner(address: str):
     except ImportError:
         raise RuntimeError(
             "the Dask task runner needs the dask extra: pip install 'ragline[dask]' "
-            "(or set deployments.ingest_task_runner = \"threads\")"
+            '(or set deployments.ingest_task_runner = "threads")'
         ) from None
     if address == LOCAL:
         # Threads, not processes: the embedded store accepts a single process.

@@ -28,8 +28,15 @@ from ragline.models.selection import backend_for, stable_decision
 from ragline.settings import RaglineSettings
 
 __all__ = [
-    "BACKENDS", "Backend", "Profile", "embedder_spec", "for_format", "for_role", "generator_spec",
-    "loadable", "lookup",
+    "BACKENDS",
+    "Backend",
+    "Profile",
+    "embedder_spec",
+    "for_format",
+    "for_role",
+    "generator_spec",
+    "loadable",
+    "lookup",
 ]
 
 

@@ -38,7 +38,7 @@ def build_messages(
     Returns the chat messages and the citations that made it into the prompt.
     """
     header = f"Question: {question}\n\nContext:\n"
-    footer = f"\nAnswer the question \"{question}\" using the context above, citing passages as [n]."
+    footer = f'\nAnswer the question "{question}" using the context above, citing passages as [n].'
     budget = token_budget - count_tokens(SYSTEM_PROMPT + header + footer)
     passages: list[str] = []
     used: list[Citation] = []

@@ -58,9 +58,7 @@ def search(
     vector = query_vector(embedder, question) if options.mode != "sparse" else None
     sparse = sparse_query(question) if options.mode != "dense" else None
     fetch = max(k, options.rerank_candidates) if options.reranker else k
-    hits = store.search(
-        collection, vector, fetch, filters, mode=options.mode, sparse=sparse, fusion=options.fusion
-    )
+    hits = store.search(collection, vector, fetch, filters, mode=options.mode, sparse=sparse, fusion=options.fusion)
     if options.reranker is None:
         return hits
     return options.reranker.rerank(question, hits)[:k]
@@ -104,8 +102,10 @@ class CrossEncoderReranker:
             return []
         pairs = [(question, hit.payload.get("text", "")) for hit in hits]
         scores = self.model.predict(pairs, batch_size=self.batch_size, show_progress_bar=False)
-        ranked = sorted(zip(hits, np.asarray(scores, dtype=np.float64).reshape(len(hits), -1)[:, -1], strict=True),
-                        key=lambda pair: -pair[1])
+        ranked = sorted(
+            zip(hits, np.asarray(scores, dtype=np.float64).reshape(len(hits), -1)[:, -1], strict=True),
+            key=lambda pair: -pair[1],
+        )
         return [Hit(hit.chunk_id, float(score), hit.payload) for hit, score in ranked]
 
 

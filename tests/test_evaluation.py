@@ -37,9 +37,7 @@ def eval_env(prefect_api, tmp_path_factory):
 def report(eval_env):
     from ragline.flows.evaluation import evaluate
 
-    return evaluate(
-        str(SQUAD_DIR), modes=["dense", "sparse", "hybrid"], max_docs=SUBSET_DOCS, include_runs=True
-    )
+    return evaluate(str(SQUAD_DIR), modes=["dense", "sparse", "hybrid"], max_docs=SUBSET_DOCS, include_runs=True)
 
 
 @pytest.fixture(scope="module")
@@ -57,8 +55,12 @@ def trec_eval_scores(run: dict[str, list[str]], qrels: dict[str, dict[str, int]]
     top10 = evaluation.run_with_scores({q: docs[:10] for q, docs in run.items()})
     mrr = pytrec_eval.RelevanceEvaluator(qrels, {"recip_rank"}).evaluate(top10)
     return {
-        q: {"ndcg@10": m["ndcg_cut_10"], "recall@10": m["recall_10"], "recall@100": m["recall_100"],
-            "mrr@10": mrr.get(q, {}).get("recip_rank", 0.0)}
+        q: {
+            "ndcg@10": m["ndcg_cut_10"],
+            "recall@10": m["recall_10"],
+            "recall@100": m["recall_100"],
+            "mrr@10": mrr.get(q, {}).get("recip_rank", 0.0),
+        }
         for q, m in cut.items()
     }
 
@@ -273,13 +275,23 @@ def test_answers_flow_cites_the_gold_passages(eval_env, tmp_path):
     from ragline.flows.evaluation import evaluate_answers
 
     qa_file = tmp_path / "qa.jsonl"
-    qa_file.write_text("".join(
-        json.dumps({"question": q, "answers": a, "gold": g}) + "\n"
-        for q, a, g in [
-            ("What theorem defines the main role of primes in number theory?", ["fundamental theorem of arithmetic"], "Prime_number#0"),
-            ("What organization offers monetary awards for identifying primes with at least 100 million digits?", ["Electronic Frontier Foundation"], "Prime_number#13"),
-        ]
-    ))
+    qa_file.write_text(
+        "".join(
+            json.dumps({"question": q, "answers": a, "gold": g}) + "\n"
+            for q, a, g in [
+                (
+                    "What theorem defines the main role of primes in number theory?",
+                    ["fundamental theorem of arithmetic"],
+                    "Prime_number#0",
+                ),
+                (
+                    "What organization offers monetary awards for identifying primes with at least 100 million digits?",
+                    ["Electronic Frontier Foundation"],
+                    "Prime_number#13",
+                ),
+            ]
+        )
+    )
     result = evaluate_answers(str(SQUAD_DIR), str(qa_file), max_docs=15)
     assert result["questions"] == 2
     assert result["citations_include_gold"] == 1.0
@@ -290,13 +302,22 @@ def test_cli_eval_json_last_line(prefect_api, subset, tmp_path):
     small = tmp_path / "small-beir"
     (small / "qrels").mkdir(parents=True)
     sample = subset.sample(max_docs=20, max_queries=40)
-    (small / "corpus.jsonl").write_text("".join(
-        json.dumps({"_id": d, "title": t, "text": x}) + "\n" for d, (t, x) in sample.corpus.items()))
-    (small / "queries.jsonl").write_text("".join(json.dumps({"_id": q, "text": x}) + "\n" for q, x in sample.queries.items()))
-    (small / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\n" + "".join(
-        f"{q}\t{d}\t{r}\n" for q, rels in sample.qrels.items() for d, r in rels.items()))
+    (small / "corpus.jsonl").write_text(
+        "".join(json.dumps({"_id": d, "title": t, "text": x}) + "\n" for d, (t, x) in sample.corpus.items())
+    )
+    (small / "queries.jsonl").write_text(
+        "".join(json.dumps({"_id": q, "text": x}) + "\n" for q, x in sample.queries.items())
+    )
+    (small / "qrels" / "test.tsv").write_text(
+        "query-id\tcorpus-id\tscore\n"
+        + "".join(f"{q}\t{d}\t{r}\n" for q, rels in sample.qrels.items() for d, r in rels.items())
+    )
     result = run_cli(
-        "eval", str(small), "--json", "--mode", "hybrid",
+        "eval",
+        str(small),
+        "--json",
+        "--mode",
+        "hybrid",
         env={"RAGLINE_DATA_DIR": str(tmp_path / "data"), "PREFECT_API_URL": prefect_api},
     )
     assert result.returncode == 0, result.stderr
@@ -335,9 +356,23 @@ def test_cli_models_bench_measures_embedders_and_a_generator_end_to_end(prefect_
     answers the QA sample from gold passages, and a backend that cannot load the configured model
     is skipped with the reason instead of failing the run."""
     result = run_cli(
-        "models", "bench", "--embedders", "onnx-int8,gguf", "--generators", "llama-cpp,mlx-lm",
-        "--docs", "10", "--queries", "20", "--questions", "3", "--budget", "60", "--json",
-        env={"RAGLINE_DATA_DIR": str(tmp_path / "data"), "PREFECT_API_URL": prefect_api}, timeout=1500,
+        "models",
+        "bench",
+        "--embedders",
+        "onnx-int8,gguf",
+        "--generators",
+        "llama-cpp,mlx-lm",
+        "--docs",
+        "10",
+        "--queries",
+        "20",
+        "--questions",
+        "3",
+        "--budget",
+        "60",
+        "--json",
+        env={"RAGLINE_DATA_DIR": str(tmp_path / "data"), "PREFECT_API_URL": prefect_api},
+        timeout=1500,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     rows = {row["backend"]: row for row in json.loads(result.stdout.strip().splitlines()[-1])}

@@ -57,12 +57,15 @@ def test_encrypted_documents(folder):
     names = ("pdf/password.pdf", "password_protected.xlsx", "fake-encrypted.msg", "eml/fake-encrypted.eml")
     add_shared(folder, *names)
     summary = run_ingest(folder)
-    check(summary, {
-        "pdf/password.pdf": ("skipped", "encrypted or password-protected pdf"),
-        "password_protected.xlsx": ("failed", "password"),
-        "fake-encrypted.msg": ("skipped", "encrypted email"),
-        "eml/fake-encrypted.eml": ("skipped", "encrypted email"),
-    })
+    check(
+        summary,
+        {
+            "pdf/password.pdf": ("skipped", "encrypted or password-protected pdf"),
+            "password_protected.xlsx": ("failed", "password"),
+            "fake-encrypted.msg": ("skipped", "encrypted email"),
+            "eml/fake-encrypted.eml": ("skipped", "encrypted email"),
+        },
+    )
     # Unchanged on the next run: reported again, parsed no more.
     again = run_ingest(folder)
     assert again["parsed"] == 0
@@ -70,33 +73,55 @@ def test_encrypted_documents(folder):
 
 
 def test_malformed_pdf_and_pptx(folder):
-    names = ("pdf/failure-after-repair.pdf", "pdf/invalid-pdf-structure-pdfminer-one-page.pdf", "fake-power-point-malformed.pptx")
+    names = (
+        "pdf/failure-after-repair.pdf",
+        "pdf/invalid-pdf-structure-pdfminer-one-page.pdf",
+        "fake-power-point-malformed.pptx",
+    )
     add_shared(folder, *names)
-    check(run_ingest(folder), {
-        "pdf/failure-after-repair.pdf": ("skipped", "no text found"),
-        "pdf/invalid-pdf-structure-pdfminer-one-page.pdf": ("ingested", None),
-        "fake-power-point-malformed.pptx": ("ingested", None),
-    })
+    check(
+        run_ingest(folder),
+        {
+            "pdf/failure-after-repair.pdf": ("skipped", "no text found"),
+            "pdf/invalid-pdf-structure-pdfminer-one-page.pdf": ("ingested", None),
+            "fake-power-point-malformed.pptx": ("ingested", None),
+        },
+    )
 
 
 def test_empty_and_whitespace_only_files(folder):
     add_shared(folder, "empty.txt", "eml/empty.eml", "empty.xlsx", "fake-text-all-whitespace.txt")
     (folder / "generated-empty.md").write_bytes(b"")
     summary = run_ingest(folder)
-    check(summary, {
-        "empty.txt": ("skipped", "empty file (0 bytes)"),
-        "generated-empty.md": ("skipped", "empty file (0 bytes)"),
-        "eml/empty.eml": ("skipped", "no text"),
-        "empty.xlsx": ("skipped", "no text"),
-        "fake-text-all-whitespace.txt": ("skipped", "no text"),
-    })
+    check(
+        summary,
+        {
+            "empty.txt": ("skipped", "empty file (0 bytes)"),
+            "generated-empty.md": ("skipped", "empty file (0 bytes)"),
+            "eml/empty.eml": ("skipped", "no text"),
+            "empty.xlsx": ("skipped", "no text"),
+            "fake-text-all-whitespace.txt": ("skipped", "no text"),
+        },
+    )
     assert run_ingest(folder)["parsed"] == 0
 
 
 def test_utf16_and_legacy_encodings(folder):
-    add_shared(folder, "fake-text-utf-16.txt", "eml/fake-email-utf-16.eml", "fake-html-cp1252.html", "umlauts-non-utf8.md")
-    check(run_ingest(folder), {name: ("ingested", None) for name in (
-        "fake-text-utf-16.txt", "eml/fake-email-utf-16.eml", "fake-html-cp1252.html", "umlauts-non-utf8.md")})
+    add_shared(
+        folder, "fake-text-utf-16.txt", "eml/fake-email-utf-16.eml", "fake-html-cp1252.html", "umlauts-non-utf8.md"
+    )
+    check(
+        run_ingest(folder),
+        {
+            name: ("ingested", None)
+            for name in (
+                "fake-text-utf-16.txt",
+                "eml/fake-email-utf-16.eml",
+                "fake-html-cp1252.html",
+                "umlauts-non-utf8.md",
+            )
+        },
+    )
     assert "This is a test email" in texts_of("eml/fake-email-utf-16.eml")[0]
     assert "\x00" not in texts_of("eml/fake-email-utf-16.eml")[0]
     assert "schöne" in texts_of("fake-html-cp1252.html")[0]
@@ -105,11 +130,14 @@ def test_utf16_and_legacy_encodings(folder):
 
 def test_wrong_or_missing_extension_and_include_directive(folder):
     add_shared(folder, "fake-incomplete-json.txt", "file_we_dont_want_imported", "README-w-include.org")
-    check(run_ingest(folder), {
-        "fake-incomplete-json.txt": ("ingested", None),
-        "file_we_dont_want_imported": ("ingested", None),
-        "README-w-include.org": ("ingested", None),
-    })
+    check(
+        run_ingest(folder),
+        {
+            "fake-incomplete-json.txt": ("ingested", None),
+            "file_we_dont_want_imported": ("ingested", None),
+            "README-w-include.org": ("ingested", None),
+        },
+    )
     # The org file's #+INCLUDE of the extension-less file is not followed.
     assert not [t for t in texts_of("README-w-include.org") if "wombat" in t]
 
@@ -160,14 +188,17 @@ def test_symlink_loops_and_links_leaving_the_root(folder, tmp_path):
     os.symlink(outside, folder / "escape-dir")
     os.symlink("fake-text.txt", folder / "inside-link.txt")
     summary = run_ingest(folder)
-    check(summary, {
-        "loop-a": ("skipped", "symlink loop"),
-        "loop-b": ("skipped", "symlink loop"),
-        "self.txt": ("skipped", "symlink loop"),
-        "escape.msg": ("skipped", "outside the ingest root"),
-        "escape-dir": ("skipped", "symlinked folder"),
-        "inside-link.txt": ("ingested", None),
-    })
+    check(
+        summary,
+        {
+            "loop-a": ("skipped", "symlink loop"),
+            "loop-b": ("skipped", "symlink loop"),
+            "self.txt": ("skipped", "symlink loop"),
+            "escape.msg": ("skipped", "outside the ingest root"),
+            "escape-dir": ("skipped", "symlinked folder"),
+            "inside-link.txt": ("ingested", None),
+        },
+    )
     assert not [p for p in snapshot().values() if "escape" in p["source"]]
 
 

@@ -33,9 +33,14 @@ EXPECTED_UNUSABLE = {
 }
 # Malformed but recoverable, or text-less for the fast (non-OCR) PDF strategy: either outcome is
 # acceptable as long as it is reported with a reason when no chunks come out.
-MAY_BE_EMPTY = {"pdf/failure-after-repair.pdf", "pdf/invalid-pdf-structure-pdfminer-one-page.pdf",
-                "pdf/pdf-with-ocr-text.pdf", "pdf/DA-1p.pdf", "pdf/chevron-page.pdf",
-                "pdf/single_table.pdf"}
+MAY_BE_EMPTY = {
+    "pdf/failure-after-repair.pdf",
+    "pdf/invalid-pdf-structure-pdfminer-one-page.pdf",
+    "pdf/pdf-with-ocr-text.pdf",
+    "pdf/DA-1p.pdf",
+    "pdf/chevron-page.pdf",
+    "pdf/single_table.pdf",
+}
 
 QUESTIONS = [
     ("How many bottles of water, blankets and laptops were delivered?", ("pdf/fake-memo",)),
@@ -129,7 +134,9 @@ def test_file_type_filter_limits_citations(ingested):
 def test_ingest_report_artifact_is_in_prefect(ingested, prefect_api):
     import httpx
 
-    response = httpx.post(f"{prefect_api}/artifacts/filter", json={"artifacts": {"key": {"any_": ["ingest-report-shared"]}}})
+    response = httpx.post(
+        f"{prefect_api}/artifacts/filter", json={"artifacts": {"key": {"any_": ["ingest-report-shared"]}}}
+    )
     response.raise_for_status()
     artifacts = response.json()
     assert artifacts and artifacts[0]["type"] == "table"
@@ -145,7 +152,11 @@ def test_cli_ask_json_prints_exactly_the_answer_object(ingested, prefect_api):
 
     close_stores()  # the embedded engine has one owner: hand it to the CLI process
     result = run_cli(
-        "ask", "How many Stanley Cups have the Maple Leafs won?", "--collection", "shared", "--json",
+        "ask",
+        "How many Stanley Cups have the Maple Leafs won?",
+        "--collection",
+        "shared",
+        "--json",
         env={"RAGLINE_DATA_DIR": str(data_dir), "PREFECT_API_URL": prefect_api},
     )
     assert result.returncode == 0, result.stderr

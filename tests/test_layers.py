@@ -158,7 +158,9 @@ def test_prefect_entrypoints_name_importable_flows():
 
     from ragline.deployments import register
 
-    entrypoints = [d["entrypoint"] for d in yaml.safe_load((REPO / "deployments/prefect.yaml").read_text())["deployments"]]
+    entrypoints = [
+        d["entrypoint"] for d in yaml.safe_load((REPO / "deployments/prefect.yaml").read_text())["deployments"]
+    ]
     entrypoints += [register.INGEST_ENTRYPOINT, register.SCALED_INGEST_ENTRYPOINT, register.ASK_ENTRYPOINT]
     assert len(entrypoints) == 5
     for entrypoint in entrypoints:

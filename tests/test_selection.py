@@ -30,32 +30,122 @@ CLOUD_LAPTOP = machine(os="windows", arch="amd64", ram_gb=16, cores=8, gpus=[], 
 
 CASES = [
     # machine, priority, tier, effective priority, embedding pick, instruct pick, path fragments
-    ("m2-mac-16gb", M2_MAC_16, "auto", "apple", "offline", "nomic-modernbert-embed-mlx", "qwen2.5-14b-mlx",
-     ["darwin arm64 (Apple Silicon)", "Apple Silicon (macOS + arm64) -> MLX models", "auto -> offline"]),
-    ("rtx-3060-12gb", RTX_3060, "auto", "small-gpu", "efficiency", "minilm-l6-v2-onnx-int8", "qwen2.5-14b-gguf",
-     ["GPU RTX 3060 12 GB", "CUDA GPU under 24 GB -> quantized", "memory budget: 10.8 GB = 90% of 12.0 GB free GPU memory"]),
-    ("h100-80gb", H100, "auto", "large-gpu", "accuracy", "nomic-embed-v1.5", "qwen2.5-14b",
-     ["GPU H100 80 GB", "full precision (fp16/bf16)", "auto -> accuracy"]),
-    ("laptop-8gb-cpu", LAPTOP_8GB, "auto", "cpu", "efficiency", "minilm-l6-v2-onnx-int8", "qwen2.5-3b-gguf",
-     ["no CUDA GPU", "CPU only -> quantized models", "4 cores: instruct models up to 4.0B", "5.6 GB = 70% of 8.0 GB"]),
-    ("cpu-server-64gb", CPU_SERVER_64, "auto", "cpu", "efficiency", "minilm-l6-v2-onnx-int8", "qwen2.5-14b-gguf",
-     ["32 cores: instruct models up to 32.0B"]),
-    ("cloud-allowed", CLOUD_LAPTOP, "auto", "cpu", "accuracy", "openai-embed-3-large", "openai-gpt-4o-mini",
-     ["windows x86_64", "cloud API allowed", "accuracy with cloud allowed -> API model"]),
-    ("cpu-server-accuracy", CPU_SERVER_64, "accuracy", "cpu", "accuracy", "nomic-embed-v1.5", "qwen2.5-14b-gguf",
-     ["full precision does not fit cpu -> the largest GGUF that fits"]),
-    ("rtx-3060-offline", RTX_3060, "offline", "small-gpu", "offline", "nomic-embed-v1.5-gguf", "qwen2.5-14b-gguf",
-     ["offline -> GGUF on llama.cpp"]),
-    ("h100-efficiency", H100, "efficiency", "large-gpu", "efficiency", "minilm-l6-v2-onnx-int8", "qwen2.5-14b-gguf",
-     ["efficiency -> 4-bit GGUF"]),
-    ("m2-mac-offline-cloud-ignored", apply_overrides(M2_MAC_16, HardwareSettings(cloud_allowed=True)), "offline",
-     "apple", "offline", "nomic-modernbert-embed-mlx", "qwen2.5-14b-mlx", ["offline on Apple Silicon -> MLX"]),
+    (
+        "m2-mac-16gb",
+        M2_MAC_16,
+        "auto",
+        "apple",
+        "offline",
+        "nomic-modernbert-embed-mlx",
+        "qwen2.5-14b-mlx",
+        ["darwin arm64 (Apple Silicon)", "Apple Silicon (macOS + arm64) -> MLX models", "auto -> offline"],
+    ),
+    (
+        "rtx-3060-12gb",
+        RTX_3060,
+        "auto",
+        "small-gpu",
+        "efficiency",
+        "minilm-l6-v2-onnx-int8",
+        "qwen2.5-14b-gguf",
+        [
+            "GPU RTX 3060 12 GB",
+            "CUDA GPU under 24 GB -> quantized",
+            "memory budget: 10.8 GB = 90% of 12.0 GB free GPU memory",
+        ],
+    ),
+    (
+        "h100-80gb",
+        H100,
+        "auto",
+        "large-gpu",
+        "accuracy",
+        "nomic-embed-v1.5",
+        "qwen2.5-14b",
+        ["GPU H100 80 GB", "full precision (fp16/bf16)", "auto -> accuracy"],
+    ),
+    (
+        "laptop-8gb-cpu",
+        LAPTOP_8GB,
+        "auto",
+        "cpu",
+        "efficiency",
+        "minilm-l6-v2-onnx-int8",
+        "qwen2.5-3b-gguf",
+        [
+            "no CUDA GPU",
+            "CPU only -> quantized models",
+            "4 cores: instruct models up to 4.0B",
+            "5.6 GB = 70% of 8.0 GB",
+        ],
+    ),
+    (
+        "cpu-server-64gb",
+        CPU_SERVER_64,
+        "auto",
+        "cpu",
+        "efficiency",
+        "minilm-l6-v2-onnx-int8",
+        "qwen2.5-14b-gguf",
+        ["32 cores: instruct models up to 32.0B"],
+    ),
+    (
+        "cloud-allowed",
+        CLOUD_LAPTOP,
+        "auto",
+        "cpu",
+        "accuracy",
+        "openai-embed-3-large",
+        "openai-gpt-4o-mini",
+        ["windows x86_64", "cloud API allowed", "accuracy with cloud allowed -> API model"],
+    ),
+    (
+        "cpu-server-accuracy",
+        CPU_SERVER_64,
+        "accuracy",
+        "cpu",
+        "accuracy",
+        "nomic-embed-v1.5",
+        "qwen2.5-14b-gguf",
+        ["full precision does not fit cpu -> the largest GGUF that fits"],
+    ),
+    (
+        "rtx-3060-offline",
+        RTX_3060,
+        "offline",
+        "small-gpu",
+        "offline",
+        "nomic-embed-v1.5-gguf",
+        "qwen2.5-14b-gguf",
+        ["offline -> GGUF on llama.cpp"],
+    ),
+    (
+        "h100-efficiency",
+        H100,
+        "efficiency",
+        "large-gpu",
+        "efficiency",
+        "minilm-l6-v2-onnx-int8",
+        "qwen2.5-14b-gguf",
+        ["efficiency -> 4-bit GGUF"],
+    ),
+    (
+        "m2-mac-offline-cloud-ignored",
+        apply_overrides(M2_MAC_16, HardwareSettings(cloud_allowed=True)),
+        "offline",
+        "apple",
+        "offline",
+        "nomic-modernbert-embed-mlx",
+        "qwen2.5-14b-mlx",
+        ["offline on Apple Silicon -> MLX"],
+    ),
 ]
 
 
 @pytest.mark.parametrize(
     ("hw", "priority", "tier", "effective", "embedding", "instruct", "path"),
-    [case[1:] for case in CASES], ids=[case[0] for case in CASES],
+    [case[1:] for case in CASES],
+    ids=[case[0] for case in CASES],
 )
 def test_recommend_picks_and_path(hw, priority, tier, effective, embedding, instruct, path):
     decision = recommend("rag", priority, hw)
@@ -91,7 +181,12 @@ def test_bad_purpose_or_priority_names_the_choices():
 
 @pytest.mark.parametrize(
     ("hw", "embedding_backend"),
-    [(LAPTOP_8GB, "onnx-int8"), (M2_MAC_16, "mlx"), (H100, "sentence-transformers"), (CLOUD_LAPTOP, "sentence-transformers")],
+    [
+        (LAPTOP_8GB, "onnx-int8"),
+        (M2_MAC_16, "mlx"),
+        (H100, "sentence-transformers"),
+        (CLOUD_LAPTOP, "sentence-transformers"),
+    ],
     ids=["cpu", "apple", "large-gpu", "cloud-without-api-base"],
 )
 def test_auto_runs_the_decision_on_the_configured_model(hw, embedding_backend):
@@ -105,9 +200,19 @@ def test_auto_runs_the_decision_on_the_configured_model(hw, embedding_backend):
 def test_catalog_covers_the_named_families_with_complete_entries():
     catalog = load_catalog()
     families = {m.family for m in catalog}
-    for family in ("Meta-Llama-3-8B-Instruct", "Mistral-7B-Instruct-v0.3", "gemma-2-9b-it", "Qwen2.5-3B-Instruct",
-                   "Qwen2.5-7B-Instruct", "Qwen2.5-14B-Instruct", "nomic-embed-text-v1.5", "text-embedding-3-large",
-                   "text-embedding-3-small", "all-MiniLM-L6-v2", "SmolLM2-135M-Instruct"):
+    for family in (
+        "Meta-Llama-3-8B-Instruct",
+        "Mistral-7B-Instruct-v0.3",
+        "gemma-2-9b-it",
+        "Qwen2.5-3B-Instruct",
+        "Qwen2.5-7B-Instruct",
+        "Qwen2.5-14B-Instruct",
+        "nomic-embed-text-v1.5",
+        "text-embedding-3-large",
+        "text-embedding-3-small",
+        "all-MiniLM-L6-v2",
+        "SmolLM2-135M-Instruct",
+    ):
         assert family in families
     for family in ("Meta-Llama-3-8B-Instruct", "Mistral-7B-Instruct-v0.3", "gemma-2-9b-it", "Qwen2.5-7B-Instruct"):
         assert {m.format for m in catalog if m.family == family} == {"hf", "mlx", "gguf"}
@@ -119,8 +224,13 @@ def test_catalog_covers_the_named_families_with_complete_entries():
 
 
 def test_models_recommend_cli_uses_hardware_settings():
-    env = {"RAGLINE_HARDWARE__OS": "darwin", "RAGLINE_HARDWARE__ARCH": "arm64", "RAGLINE_HARDWARE__RAM_GB": "16",
-           "RAGLINE_HARDWARE__CORES": "8", "RAGLINE_HARDWARE__GPUS": "[]"}
+    env = {
+        "RAGLINE_HARDWARE__OS": "darwin",
+        "RAGLINE_HARDWARE__ARCH": "arm64",
+        "RAGLINE_HARDWARE__RAM_GB": "16",
+        "RAGLINE_HARDWARE__CORES": "8",
+        "RAGLINE_HARDWARE__GPUS": "[]",
+    }
     result = run_cli("models", "recommend", "--json", env=env, timeout=300)
     assert result.returncode == 0, result.stderr
     decision = json.loads(result.stdout)
@@ -174,8 +284,10 @@ def test_register_backend_adds_a_table_entry_the_registry_lists(monkeypatch):
 
 @pytest.mark.parametrize(
     ("hardware", "embedding_backend"),
-    [(dict(os="linux", arch="x86_64", ram_gb=8, cores=4, gpus=[]), "onnx-int8"),
-     (dict(os="darwin", arch="arm64", ram_gb=16, cores=8, gpus=[]), "mlx")],
+    [
+        (dict(os="linux", arch="x86_64", ram_gb=8, cores=4, gpus=[]), "onnx-int8"),
+        (dict(os="darwin", arch="arm64", ram_gb=16, cores=8, gpus=[]), "mlx"),
+    ],
     ids=["cpu", "apple"],
 )
 def test_specs_decide_auto_from_the_settings_passed_in(hardware, embedding_backend):

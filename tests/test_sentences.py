@@ -36,8 +36,10 @@ def test_titles_and_narrative_text_are_told_apart_with_rules(tmp_path):
     )
     elements = partition_file(str(doc), sentence_splitter="rules")
     assert [(e.category, e.text[:20]) for e in elements] == [
-        ("Title", "Quarterly Results"), ("NarrativeText", "Revenue grew by ten "),
-        ("Title", "Outlook"), ("NarrativeText", "We expect growth to "),
+        ("Title", "Quarterly Results"),
+        ("NarrativeText", "Revenue grew by ten "),
+        ("Title", "Outlook"),
+        ("NarrativeText", "We expect growth to "),
     ]
 
 

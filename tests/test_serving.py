@@ -97,8 +97,13 @@ def test_ingest_and_five_queries_at_once(served):
     (corpus / "changelog.md").write_text("# Changelog\n\nragline 0.2 adds `ragline serve`, which owns the store.\n")
     ingest = deployment(api, "ingest/ragline")
     ask = deployment(api, "ask/ragline")
-    questions = [QUESTION, "What does ragline serve own?", "How are documents chunked?",
-                 "Which Prefect server does ragline use?", "How are answers cited?"]
+    questions = [
+        QUESTION,
+        "What does ragline serve own?",
+        "How are documents chunked?",
+        "Which Prefect server does ragline use?",
+        "How are answers cited?",
+    ]
 
     def trigger(args):
         deployment_id, parameters = args

@@ -19,9 +19,7 @@ def test_dev_profile_is_the_default(monkeypatch, tmp_path):
     assert settings.tasks.retries == 1
 
 
-@pytest.mark.parametrize(
-    ("profile", "store_kind", "retries"), [("docker", "qdrant", 3), ("prod", "qdrant", 5)]
-)
+@pytest.mark.parametrize(("profile", "store_kind", "retries"), [("docker", "qdrant", 3), ("prod", "qdrant", 5)])
 def test_profile_chosen_by_ragline_env(monkeypatch, tmp_path, profile, store_kind, retries):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("RAGLINE_ENV", profile)

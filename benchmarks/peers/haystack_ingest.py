@@ -28,13 +28,24 @@ def build_pipeline(args, store):
 
     pipeline = Pipeline()
     pipeline.add_component("converter", TextFileToDocument())
-    pipeline.add_component("splitter", DocumentSplitter(
-        split_by="word", split_length=args.chunk_chars // CHARS_PER_WORD,
-        split_overlap=args.overlap_chars // CHARS_PER_WORD,
-    ))
-    pipeline.add_component("embedder", SentenceTransformersDocumentEmbedder(
-        model=args.model, device=None, batch_size=args.batch_size, normalize_embeddings=True, progress_bar=False,
-    ))
+    pipeline.add_component(
+        "splitter",
+        DocumentSplitter(
+            split_by="word",
+            split_length=args.chunk_chars // CHARS_PER_WORD,
+            split_overlap=args.overlap_chars // CHARS_PER_WORD,
+        ),
+    )
+    pipeline.add_component(
+        "embedder",
+        SentenceTransformersDocumentEmbedder(
+            model=args.model,
+            device=None,
+            batch_size=args.batch_size,
+            normalize_embeddings=True,
+            progress_bar=False,
+        ),
+    )
     pipeline.add_component("writer", DocumentWriter(document_store=store))
     pipeline.connect("converter", "splitter")
     pipeline.connect("splitter", "embedder")
@@ -49,8 +60,9 @@ def main() -> None:
     from haystack_integrations.components.retrievers.qdrant import QdrantEmbeddingRetriever
     from haystack_integrations.document_stores.qdrant import QdrantDocumentStore
 
-    store = QdrantDocumentStore(location=":memory:", index="bench", embedding_dim=384, similarity="cosine",
-                                recreate_index=True)
+    store = QdrantDocumentStore(
+        location=":memory:", index="bench", embedding_dim=384, similarity="cosine", recreate_index=True
+    )
     pipeline = build_pipeline(args, store)
     pipeline.warm_up()
     startup_s = time.perf_counter() - started
@@ -62,20 +74,32 @@ def main() -> None:
 
     retrieved = {}
     if args.queries_file:
-        text_embedder = SentenceTransformersTextEmbedder(model=args.model, normalize_embeddings=True, progress_bar=False)
+        text_embedder = SentenceTransformersTextEmbedder(
+            model=args.model, normalize_embeddings=True, progress_bar=False
+        )
         text_embedder.warm_up()
         retriever = QdrantEmbeddingRetriever(document_store=store, top_k=args.top_k)
         for query in common.read_queries(args.queries_file):
             embedding = text_embedder.run(text=query["text"])["embedding"]
             documents = retriever.run(query_embedding=embedding)["documents"]
             retrieved[query["qid"]] = [Path(d.meta.get("file_path", "")).name for d in documents]
-    write_result(args.result, {
-        "system": "haystack", "docs": len(corpus_files(args.corpus)), "chunks": output["writer"]["documents_written"],
-        "points": store.count_documents(), "startup_s": round(startup_s, 2), "ingest_s": round(ingest_s, 2),
-        "store": "qdrant-client :memory:", "peak_rss_mb": rss, "retrieved": retrieved,
-        "versions": common.versions(["haystack-ai", "qdrant-haystack", "qdrant-client", "sentence-transformers",
-                                     "torch"]),
-    })
+    write_result(
+        args.result,
+        {
+            "system": "haystack",
+            "docs": len(corpus_files(args.corpus)),
+            "chunks": output["writer"]["documents_written"],
+            "points": store.count_documents(),
+            "startup_s": round(startup_s, 2),
+            "ingest_s": round(ingest_s, 2),
+            "store": "qdrant-client :memory:",
+            "peak_rss_mb": rss,
+            "retrieved": retrieved,
+            "versions": common.versions(
+                ["haystack-ai", "qdrant-haystack", "qdrant-client", "sentence-transformers", "torch"]
+            ),
+        },
+    )
 
 
 if __name__ == "__main__":

@@ -24,8 +24,11 @@ def main() -> None:
     from llama_index.vector_stores.qdrant import QdrantVectorStore
 
     embed = HuggingFaceEmbedding(
-        model_name=args.model, embed_batch_size=args.batch_size, max_length=args.max_seq_length,
-        normalize=True, device="cpu",
+        model_name=args.model,
+        embed_batch_size=args.batch_size,
+        max_length=args.max_seq_length,
+        normalize=True,
+        device="cpu",
     )
     embed.get_text_embedding("warm-up")
     Settings.embed_model = embed
@@ -44,18 +47,36 @@ def main() -> None:
 
     retrieved = {}
     if args.queries_file:
-        retriever = VectorStoreIndex.from_vector_store(store, embed_model=embed).as_retriever(similarity_top_k=args.top_k)
+        retriever = VectorStoreIndex.from_vector_store(store, embed_model=embed).as_retriever(
+            similarity_top_k=args.top_k
+        )
         for query in common.read_queries(args.queries_file):
             hits = retriever.retrieve(query["text"])
             retrieved[query["qid"]] = [hit.node.metadata.get("file_name", "") for hit in hits]
-    write_result(args.result, {
-        "system": "llamaindex", "docs": len(documents), "chunks": len(nodes),
-        "points": client.count("bench").count, "startup_s": round(startup_s, 2), "ingest_s": round(ingest_s, 2),
-        "store": "qdrant-client :memory:", "peak_rss_mb": rss, "retrieved": retrieved,
-        "versions": common.versions(["llama-index-core", "llama-index-embeddings-huggingface",
-                                     "llama-index-vector-stores-qdrant", "qdrant-client", "sentence-transformers",
-                                     "torch"]),
-    })
+    write_result(
+        args.result,
+        {
+            "system": "llamaindex",
+            "docs": len(documents),
+            "chunks": len(nodes),
+            "points": client.count("bench").count,
+            "startup_s": round(startup_s, 2),
+            "ingest_s": round(ingest_s, 2),
+            "store": "qdrant-client :memory:",
+            "peak_rss_mb": rss,
+            "retrieved": retrieved,
+            "versions": common.versions(
+                [
+                    "llama-index-core",
+                    "llama-index-embeddings-huggingface",
+                    "llama-index-vector-stores-qdrant",
+                    "qdrant-client",
+                    "sentence-transformers",
+                    "torch",
+                ]
+            ),
+        },
+    )
 
 
 if __name__ == "__main__":

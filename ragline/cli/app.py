@@ -59,8 +59,13 @@ def ingest(
     from ragline.flows.ingest import ingest as ingest_flow
 
     with Progress(
-        TextColumn("[bold]ingesting[/]"), BarColumn(), MofNCompleteColumn(), TextColumn("files"),
-        TimeElapsedColumn(), console=console, transient=True,
+        TextColumn("[bold]ingesting[/]"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("files"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
     ) as bar:
         task_id = bar.add_task("ingest", total=None)
         progress.set_hook(lambda done, total: bar.update(task_id, completed=done, total=total))

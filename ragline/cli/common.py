@@ -43,8 +43,15 @@ def run_flow(flow_fn, status: str | None = None, **params):
     from ragline.ingestion.plan import IngestError
     from ragline.store import EmbedderMismatchError
 
-    user_errors = (DatasetError, EmbedderMismatchError, IngestError, IngestLockedError, LookupError, ValueError,
-                   FileNotFoundError)
+    user_errors = (
+        DatasetError,
+        EmbedderMismatchError,
+        IngestError,
+        IngestLockedError,
+        LookupError,
+        ValueError,
+        FileNotFoundError,
+    )
     try:
         if status is None:
             return flow_fn(**params)

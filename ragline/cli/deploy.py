@@ -28,7 +28,7 @@ def deploy() -> None:
         console.print(
             "[yellow]note:[/] the embedded store allows one process at a time; a process worker runs "
             "each flow run in its own process, so run one worker with no `ragline serve` on this "
-            "data dir, or use a Qdrant server (store.kind = \"qdrant\")."
+            'data dir, or use a Qdrant server (store.kind = "qdrant").'
         )
     try:
         ids = asyncio.run(deploy_to_work_pool(settings))
@@ -73,8 +73,10 @@ def warm_up(settings: RaglineSettings) -> None:
         try:
             open_store(settings).count(settings.store.collection)
         except Exception as exc:  # e.g. the WAL lock of a one-shot `ragline ingest` still running
-            fail(f"could not open the store at {settings.store_path}: {exc}. Is another ragline "
-                 "command using it? Wait for it to finish, then start `ragline serve` again.")
+            fail(
+                f"could not open the store at {settings.store_path}: {exc}. Is another ragline "
+                "command using it? Wait for it to finish, then start `ragline serve` again."
+            )
 
 
 async def _serve_until_signal(settings: RaglineSettings, api_url: str) -> None:
@@ -87,8 +89,10 @@ async def _serve_until_signal(settings: RaglineSettings, api_url: str) -> None:
 
     def ready(flows_by_id) -> None:
         d = settings.deployments
-        console.print(f"[bold green]serving[/] {len(flows_by_id)} deployments on {api_url} "
-                      f"(ingest cron {d.ingest_cron}); query worker ready. Ctrl-C stops.")
+        console.print(
+            f"[bold green]serving[/] {len(flows_by_id)} deployments on {api_url} "
+            f"(ingest cron {d.ingest_cron}); query worker ready. Ctrl-C stops."
+        )
         console.print(f"Prefect UI: {api_url.removesuffix('/api')}")
 
     await serve_forever(settings, stop, ready=ready)

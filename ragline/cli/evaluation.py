@@ -23,8 +23,12 @@ def eval_command(
     dataset_dir: str = typer.Argument(..., help="BEIR dataset folder: corpus.jsonl, queries.jsonl, qrels/test.tsv."),
     mode: list[str] = typer.Option([], "--mode", help="dense, sparse or hybrid (repeatable; default: retrieval.mode)."),
     limit_queries: int | None = typer.Option(None, "--limit-queries", min=1, help="Use only the first N queries."),
-    max_docs: int | None = typer.Option(None, "--max-docs", min=1, help="Use only the first N documents and their queries."),
-    baseline: bool = typer.Option(False, "--baseline", help="Also rank whole passages embedded directly (no chunking)."),
+    max_docs: int | None = typer.Option(
+        None, "--max-docs", min=1, help="Use only the first N documents and their queries."
+    ),
+    baseline: bool = typer.Option(
+        False, "--baseline", help="Also rank whole passages embedded directly (no chunking)."
+    ),
     json_output: bool = typer.Option(False, "--json", help="Print the metrics as JSON (last line: the first mode)."),
 ) -> None:
     """Ingest DATASET_DIR into a throwaway collection and report nDCG@10, Recall@10/100, MRR@10."""
@@ -35,8 +39,13 @@ def eval_command(
     from ragline.flows.evaluation import evaluate
 
     report = run_flow(
-        evaluate, status="running evaluate (ingest, then queries)...", dataset_dir=dataset_dir, modes=mode or None, limit_queries=limit_queries,
-        max_docs=max_docs, direct_baseline=baseline,
+        evaluate,
+        status="running evaluate (ingest, then queries)...",
+        dataset_dir=dataset_dir,
+        modes=mode or None,
+        limit_queries=limit_queries,
+        max_docs=max_docs,
+        direct_baseline=baseline,
     )
     print_report(report, settings, console if json_output else out)
     if json_output:
@@ -47,26 +56,34 @@ def eval_command(
 
 def summary_line(report: dict, row: dict) -> str:
     summary = {name: round(row[name], 4) for name in METRICS}
-    summary.update(queries=report["queries"], docs=report["docs"], retrieval=row["retrieval"], embedder=report["embedder"])
+    summary.update(
+        queries=report["queries"], docs=report["docs"], retrieval=row["retrieval"], embedder=report["embedder"]
+    )
     return json.dumps(summary)
 
 
 def print_report(report: dict, settings: RaglineSettings, target: Console) -> None:
-    table = Table(title=f"{report['dataset']}: {report['queries']} queries, {report['docs']} docs, {report['chunks']} chunks")
+    table = Table(
+        title=f"{report['dataset']}: {report['queries']} queries, {report['docs']} docs, {report['chunks']} chunks"
+    )
     for column in ("retrieval", *METRICS, "seconds"):
         table.add_column(column, justify="left" if column == "retrieval" else "right")
     for row in report["results"]:
         table.add_row(row["retrieval"], *(f"{row[name]:.4f}" for name in METRICS), f"{row['seconds']:.1f}")
     r = settings.retrieval
     target.print(table)
-    target.print(f"embedder {report['embedder']}; hybrid fusion {r.fusion} (rrf_k {r.rrf_k}, {r.candidates} candidates)")
+    target.print(
+        f"embedder {report['embedder']}; hybrid fusion {r.fusion} (rrf_k {r.rrf_k}, {r.candidates} candidates)"
+    )
 
 
 def eval_answers_command(
     corpus_dir: str = typer.Argument(..., help="BEIR dataset folder whose corpus.jsonl holds the passages."),
     qa_file: str | None = typer.Argument(
-        None, help="QA set: JSONL {question, answers, gold} or SQuAD-format JSON (default: the bundled "
-        "20-question sample for the SQuAD retrieval corpus)."),
+        None,
+        help="QA set: JSONL {question, answers, gold} or SQuAD-format JSON (default: the bundled "
+        "20-question sample for the SQuAD retrieval corpus).",
+    ),
     limit: int | None = typer.Option(None, "--limit", min=1, help="Use only the first N questions."),
     max_docs: int | None = typer.Option(None, "--max-docs", min=1, help="Ingest only the first N passages."),
     json_output: bool = typer.Option(False, "--json", help="Print the scores as JSON."),
@@ -75,7 +92,14 @@ def eval_answers_command(
     prepare_dataset_run(corpus_dir)
     from ragline.flows.evaluation import evaluate_answers
 
-    report = run_flow(evaluate_answers, status="running evaluate-answers (ingest, then answers)...", corpus_dir=corpus_dir, qa_file=qa_file, limit=limit, max_docs=max_docs)
+    report = run_flow(
+        evaluate_answers,
+        status="running evaluate-answers (ingest, then answers)...",
+        corpus_dir=corpus_dir,
+        qa_file=qa_file,
+        limit=limit,
+        max_docs=max_docs,
+    )
     if json_output:
         sys.stdout.write(json.dumps(report) + "\n")
         return

@@ -15,13 +15,21 @@ MEASURED = ("load s", "throughput", "unit", "peak MB", "quality", "quality metri
 
 
 def bench_command(
-    dataset_dir: str = typer.Option(DEFAULT_DATASET, "--dataset", help="BEIR folder for the quality column (SQuAD ids for generators)."),
+    dataset_dir: str = typer.Option(
+        DEFAULT_DATASET, "--dataset", help="BEIR folder for the quality column (SQuAD ids for generators)."
+    ),
     docs: int = typer.Option(60, "--docs", min=5, help="Passages to ingest for the embedder quality eval."),
     queries: int = typer.Option(200, "--queries", min=1, help="Queries for the embedder quality eval."),
     questions: int = typer.Option(20, "--questions", min=1, help="QA questions for the generator quality column."),
-    budget: float = typer.Option(120.0, "--budget", min=5, help="Seconds per measurement; slower backends are measured on what fits."),
-    embedder_names: str = typer.Option("", "--embedders", help="Comma-separated embedding backends (default: all registered)."),
-    generator_names: str = typer.Option("", "--generators", help="Comma-separated generation backends (default: all registered)."),
+    budget: float = typer.Option(
+        120.0, "--budget", min=5, help="Seconds per measurement; slower backends are measured on what fits."
+    ),
+    embedder_names: str = typer.Option(
+        "", "--embedders", help="Comma-separated embedding backends (default: all registered)."
+    ),
+    generator_names: str = typer.Option(
+        "", "--generators", help="Comma-separated generation backends (default: all registered)."
+    ),
     skip_generators: bool = typer.Option(False, "--skip-generators", help="Measure embedders only."),
     json_output: bool = typer.Option(False, "--json", help="Print the rows as JSON (one list, last line)."),
 ) -> None:
@@ -38,9 +46,16 @@ def bench_command(
 
     with console.status("measuring backends (one subprocess each, then a small eval)..."):
         try:
-            rows = models_bench(dataset_dir, docs=docs, queries=queries, questions=questions,
-                                generators_too=not skip_generators, budget_s=budget,
-                                embedder_backends=names(embedder_names), generator_backends=names(generator_names))
+            rows = models_bench(
+                dataset_dir,
+                docs=docs,
+                queries=queries,
+                questions=questions,
+                generators_too=not skip_generators,
+                budget_s=budget,
+                embedder_backends=names(embedder_names),
+                generator_backends=names(generator_names),
+            )
         except (ValueError, LookupError, FileNotFoundError) as exc:
             fail(str(exc))
     if json_output:
@@ -59,8 +74,15 @@ def print_rows(rows: list[dict]) -> None:
         table.add_column(column)
     for row in rows:
         measured = ["-" if row[c] is None else str(row[c]) for c in MEASURED]
-        table.add_row(row["kind"], row["backend"], row["model type"], row["strengths"], row["weaknesses"],
-                      row["best use"], *measured)
+        table.add_row(
+            row["kind"],
+            row["backend"],
+            row["model type"],
+            row["strengths"],
+            row["weaknesses"],
+            row["best use"],
+            *measured,
+        )
     out.print(table)
     for row in rows:
         if row["status"] != "measured":

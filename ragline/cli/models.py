@@ -13,7 +13,9 @@ from ragline.cli.common import load_settings, out
 from ragline.cli.model_bench import bench_command
 from ragline.settings import RaglineSettings
 
-models_app = typer.Typer(help="Model selection: what runs best on this hardware, and the catalog.", no_args_is_help=True)
+models_app = typer.Typer(
+    help="Model selection: what runs best on this hardware, and the catalog.", no_args_is_help=True
+)
 models_app.command("bench")(bench_command)
 # Piped output (CI logs, tests) gets no 80-column wrap: model IDs are long.
 wide = Console(width=None if out.is_terminal else 220, soft_wrap=True)
@@ -40,15 +42,21 @@ def configured_backends(settings: RaglineSettings) -> dict:
     """
     from ragline import backends
 
-    specs = (("embedding", settings.embedding, backends.embedder_spec(settings)),
-             ("instruct", settings.generation, backends.generator_spec(settings)))
-    return {role: {"model": section.model, "setting": section.backend, "backend": spec.backend}
-            for role, section, spec in specs}
+    specs = (
+        ("embedding", settings.embedding, backends.embedder_spec(settings)),
+        ("instruct", settings.generation, backends.generator_spec(settings)),
+    )
+    return {
+        role: {"model": section.model, "setting": section.backend, "backend": spec.backend}
+        for role, section, spec in specs
+    }
 
 
 @models_app.command("recommend")
 def recommend_command(
-    purpose: Purpose = typer.Option(Purpose.rag, help="rag: embedder + instruct model; chat: instruct; search: embedder."),
+    purpose: Purpose = typer.Option(
+        Purpose.rag, help="rag: embedder + instruct model; chat: instruct; search: embedder."
+    ),
     priority: Priority = typer.Option(None, help="accuracy | efficiency | offline (default: selection.priority)."),
     json_output: bool = typer.Option(False, "--json", help="Print the decision as JSON."),
 ) -> None:
@@ -66,7 +74,8 @@ def recommend_command(
     for pick in decision.picks:
         if pick.model:
             m = pick.model
-            line = f"  {pick.role:9} {m.model_ref}  ({m.format} {m.quantization}, {m.memory_gb:.1f} GB, backend {m.backend})"
+            details = f"{m.format} {m.quantization}, {m.memory_gb:.1f} GB, backend {m.backend}"
+            line = f"  {pick.role:9} {m.model_ref}  ({details})"
         else:
             line = f"  {pick.role:9} none: {pick.reason}"
         wide.print(line, highlight=False, markup=False)
@@ -93,8 +102,15 @@ def list_command(json_output: bool = typer.Option(False, "--json", help="Print t
         table.add_column(column)
     for m in catalog:
         table.add_row(
-            m.key, m.purpose, m.format, m.quantization, f"{m.params_b:g}B" if m.params_b else "-",
-            f"{m.memory_gb:.1f} GB" if m.memory_gb else "-", str(m.context), str(m.dims or "-"),
-            m.backend, m.model_ref,
+            m.key,
+            m.purpose,
+            m.format,
+            m.quantization,
+            f"{m.params_b:g}B" if m.params_b else "-",
+            f"{m.memory_gb:.1f} GB" if m.memory_gb else "-",
+            str(m.context),
+            str(m.dims or "-"),
+            m.backend,
+            m.model_ref,
         )
     wide.print(table)

@@ -56,8 +56,13 @@ class GgufEmbedder(LazyEmbedder):
             raise MissingDependencyError.for_backend("embedding", "gguf") from exc
         self._llama_cpp = llama_cpp
         common = dict(
-            embedding=True, n_ctx=self.batch_tokens, n_batch=self.batch_tokens, n_ubatch=self.batch_tokens,
-            n_threads=gguf_threads(), n_threads_batch=gguf_threads(), verbose=False,
+            embedding=True,
+            n_ctx=self.batch_tokens,
+            n_batch=self.batch_tokens,
+            n_ubatch=self.batch_tokens,
+            n_threads=gguf_threads(),
+            n_threads_batch=gguf_threads(),
+            verbose=False,
         )
         source = _model_path(self.spec)
         if isinstance(source, Path):
@@ -112,5 +117,5 @@ class GgufEmbedder(LazyEmbedder):
         return out / np.clip(np.linalg.norm(out, axis=1, keepdims=True), 1e-12, None)
 
     def _store(self, out: np.ndarray, pending: list[tuple[int, list[int]]]) -> None:
-        for (index, _), vector in zip(pending, self._decode([ids for _, ids in pending])):
+        for (index, _), vector in zip(pending, self._decode([ids for _, ids in pending]), strict=True):
             out[index] = vector

@@ -30,9 +30,21 @@ def converter_dir(cache: Path | None = None) -> Path:
         return target
     with tempfile.TemporaryDirectory() as download:
         subprocess.run(
-            [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
-             f"llama-cpp-python=={llama_version}", "-d", download, "--quiet"],
-            check=True, timeout=900,
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--no-deps",
+                "--no-binary",
+                ":all:",
+                f"llama-cpp-python=={llama_version}",
+                "-d",
+                download,
+                "--quiet",
+            ],
+            check=True,
+            timeout=900,
         )
         (sdist,) = Path(download).glob("llama_cpp_python-*.tar.gz")
         _extract_converter(sdist, target)
@@ -56,9 +68,19 @@ def convert(model_dir: Path, outfile: Path, outtype: str = "f16", cache: Path | 
     tools = converter_dir(cache)
     env = {**os.environ, "PYTHONPATH": str(tools / "gguf-py"), "HF_HUB_OFFLINE": "1"}
     result = subprocess.run(
-        [sys.executable, str(tools / "convert_hf_to_gguf.py"), str(model_dir),
-         "--outtype", outtype, "--outfile", str(outfile)],
-        env=env, capture_output=True, text=True, timeout=900,
+        [
+            sys.executable,
+            str(tools / "convert_hf_to_gguf.py"),
+            str(model_dir),
+            "--outtype",
+            outtype,
+            "--outfile",
+            str(outfile),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
     if result.returncode != 0:
         raise RuntimeError(f"convert_hf_to_gguf.py failed for {model_dir}:\n{result.stderr[-2000:]}")

@@ -73,9 +73,14 @@ def export_fp32(model_dir: Path, target: Path) -> Path:
     axes = {name: {0: "batch", 1: "sequence"} for name in (*ONNX_INPUTS, "token_embeddings")}
     with torch.no_grad():
         torch.onnx.export(
-            TokenEmbeddings(model), (sample, torch.ones_like(sample), torch.zeros_like(sample)), str(tmp),
-            input_names=list(ONNX_INPUTS), output_names=["token_embeddings"], dynamic_axes=axes,
-            opset_version=17, dynamo=False,
+            TokenEmbeddings(model),
+            (sample, torch.ones_like(sample), torch.zeros_like(sample)),
+            str(tmp),
+            input_names=list(ONNX_INPUTS),
+            output_names=["token_embeddings"],
+            dynamic_axes=axes,
+            opset_version=17,
+            dynamo=False,
         )
     os.replace(tmp, target)  # atomic: a concurrent process never loads half a file
     return target
@@ -203,7 +208,7 @@ class OnnxEmbedder(LazyEmbedder):
         out = np.zeros((len(texts), self._dimensions), dtype=np.float32)
         # session.run releases the GIL, and one session may run on several threads at once.
         vectors = self._threads.map(lambda index: self._embed_batch([texts[i] for i in index]), batches)
-        for index, batch_vectors in zip(batches, vectors):
+        for index, batch_vectors in zip(batches, vectors, strict=True):
             out[index] = batch_vectors
         return out
 

@@ -23,9 +23,7 @@ class SentenceTransformerEmbedder(LazyEmbedder):
         spec = self.spec
         location = resolve_model(spec.model)
         self.device = pick_device(spec.device)
-        self.model = SentenceTransformer(
-            str(location.path) if location.local else location.hub_id, device=self.device
-        )
+        self.model = SentenceTransformer(str(location.path) if location.local else location.hub_id, device=self.device)
         if self.device.startswith("cuda"):
             self.model.half()
         self.model.max_seq_length = spec.max_seq_length

@@ -47,9 +47,9 @@ class BeirDataset:
         """The first `max_docs` documents and the first `max_queries` queries judged on them only."""
         doc_ids = list(self.corpus)[:max_docs] if max_docs else list(self.corpus)
         kept = set(doc_ids)
-        query_ids = [
-            q for q in self.queries if all(d in kept for d, rel in self.qrels[q].items() if rel > 0)
-        ][:max_queries]
+        query_ids = [q for q in self.queries if all(d in kept for d, rel in self.qrels[q].items() if rel > 0)][
+            :max_queries
+        ]
         return BeirDataset(
             self.name,
             {d: self.corpus[d] for d in doc_ids},

@@ -91,8 +91,15 @@ def measure_embedder(backend: str, settings: RaglineSettings, texts: list[str], 
         rate = embedded / max(time.perf_counter() - step_started, 1e-6)
         step = max(8, min(256, int(rate * budget_s / 10)))
     seconds = time.perf_counter() - started
-    return {"model": embedder.name, "load_s": round(load_s, 2), "throughput": round(done / seconds, 2),
-            "unit": "passages/s", "measured_on": done, "peak_rss_mb": round(peak_rss_mb()), "model_ref": spec.model}
+    return {
+        "model": embedder.name,
+        "load_s": round(load_s, 2),
+        "throughput": round(done / seconds, 2),
+        "unit": "passages/s",
+        "measured_on": done,
+        "peak_rss_mb": round(peak_rss_mb()),
+        "model_ref": spec.model,
+    }
 
 
 def with_loadable_model(spec: EmbedderSpec) -> EmbedderSpec:
@@ -133,9 +140,16 @@ def measure_generator(
         tokens += generator.count_tokens(answer.answer)
         correct += contains_reference(answer.answer, item.answers)
         answered += 1
-    return {"model": generator.name, "load_s": round(load_s, 2), "throughput": round(tokens / seconds, 2),
-            "unit": "tokens/s", "measured_on": answered, "peak_rss_mb": round(peak_rss_mb()),
-            "answer_contains_reference": round(correct / answered, 4), "questions": answered}
+    return {
+        "model": generator.name,
+        "load_s": round(load_s, 2),
+        "throughput": round(tokens / seconds, 2),
+        "unit": "tokens/s",
+        "measured_on": answered,
+        "peak_rss_mb": round(peak_rss_mb()),
+        "answer_contains_reference": round(correct / answered, 4),
+        "questions": answered,
+    }
 
 
 def worker_main(argv: list[str]) -> int:

@@ -28,8 +28,11 @@ class OpenAICompatGenerator(LazyGenerator):
     def stream(self, messages: list[Message], max_tokens: int, temperature: float) -> Iterator[str]:
         self.warm_up()
         body = {
-            "model": self.spec.model, "messages": messages, "max_tokens": max_tokens,
-            "temperature": temperature, "stream": True,
+            "model": self.spec.model,
+            "messages": messages,
+            "max_tokens": max_tokens,
+            "temperature": temperature,
+            "stream": True,
         }
         try:
             with self.client.stream("POST", "/chat/completions", json=body) as response:

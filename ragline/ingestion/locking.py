@@ -57,7 +57,9 @@ def ingest_lock(data_dir: str | Path, collection: str, timeout_s: float):
         if not _try_lock(handle):
             logger.warning(
                 "waiting for the ingest run of %s (%s) to finish (up to %.0f s, ingest.lock_timeout_s)",
-                collection, _holder(path), timeout_s,
+                collection,
+                _holder(path),
+                timeout_s,
             )
             deadline = time.monotonic() + timeout_s
             while not _try_lock(handle):

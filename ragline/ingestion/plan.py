@@ -78,7 +78,9 @@ def load_state(store: VectorStore, collection: str, root: str, embedder_name: st
                 "with --reembed to rebuild the collection with the new model, restore "
                 "embedding.model, or ingest into another collection (--collection NAME)."
             )
-        logger.warning("re-embedding: dropping %s (built with %s) to rebuild it with %s", collection, info.embedder, embedder_name)
+        logger.warning(
+            "re-embedding: dropping %s (built with %s) to rebuild it with %s", collection, info.embedder, embedder_name
+        )
         store.drop_collection(collection)
         store.drop_collection(manifest_name(collection))
     store.drop_collection(staging_name(collection))
@@ -113,7 +115,9 @@ def plan_sync(discovery: Discovery, state: SyncState, prune: bool, force: bool =
         if record.failed_reason is None and record.live_hash == source_file.sha256:
             plan.unchanged.append(source_file)
         elif record.failed_reason is not None:
-            reason = f"{record.failed_reason} (content unchanged since that failure; not retried until the file changes)"
+            reason = (
+                f"{record.failed_reason} (content unchanged since that failure; not retried until the file changes)"
+            )
             plan.known_failures.append(FileReport(source_file.source, "failed", reason=reason))
         else:
             plan.to_ingest.append(source_file)
@@ -127,7 +131,9 @@ def plan_sync(discovery: Discovery, state: SyncState, prune: bool, force: bool =
     return plan
 
 
-def records_for(batch: ParsedBatch, files: dict[str, SourceFile], previous: dict[str, DocumentRecord]) -> list[DocumentRecord]:
+def records_for(
+    batch: ParsedBatch, files: dict[str, SourceFile], previous: dict[str, DocumentRecord]
+) -> list[DocumentRecord]:
     """Manifest records for a parsed batch; transient failures get none (retried next run).
 
     A file whose content failed keeps its previous live version (its chunks stay searchable).

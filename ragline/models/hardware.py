@@ -74,7 +74,9 @@ def detect_gpus() -> tuple[Gpu, ...]:
     try:
         result = subprocess.run(
             [smi, "--query-gpu=name,memory.total,memory.free", "--format=csv,noheader,nounits"],
-            capture_output=True, text=True, timeout=20,
+            capture_output=True,
+            text=True,
+            timeout=20,
         )
     except (OSError, subprocess.TimeoutExpired):
         return ()
@@ -102,8 +104,12 @@ def detect_hardware() -> Hardware:
     total, available = _memory_gb()
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     return Hardware(
-        os=platform.system().lower(), arch=_normalise_arch(platform.machine()),
-        ram_gb=total, available_ram_gb=available, cores=cores, gpus=detect_gpus(),
+        os=platform.system().lower(),
+        arch=_normalise_arch(platform.machine()),
+        ram_gb=total,
+        available_ram_gb=available,
+        cores=cores,
+        gpus=detect_gpus(),
     )
 
 

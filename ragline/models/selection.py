@@ -63,13 +63,21 @@ class Decision:
 
     def to_dict(self) -> dict:
         return {
-            "purpose": self.purpose, "priority": self.priority, "tier": self.tier,
+            "purpose": self.purpose,
+            "priority": self.priority,
+            "tier": self.tier,
             "hardware": {**asdict(self.hardware), "apple_silicon": self.hardware.apple_silicon},
-            "budget_gb": round(self.budget_gb, 2), "used_gb": round(self.used_gb, 2),
+            "budget_gb": round(self.budget_gb, 2),
+            "used_gb": round(self.used_gb, 2),
             "steps": [asdict(s) for s in self.steps],
             "picks": [
-                {"role": p.role, "formats": list(p.formats), "reason": p.reason, "backend": p.backend,
-                 "model": asdict(p.model) | {"model_ref": p.model.model_ref} if p.model else None}
+                {
+                    "role": p.role,
+                    "formats": list(p.formats),
+                    "reason": p.reason,
+                    "backend": p.backend,
+                    "model": asdict(p.model) | {"model_ref": p.model.model_ref} if p.model else None,
+                }
                 for p in self.picks
             ],
         }
@@ -153,9 +161,17 @@ def choose(
     candidates.sort(key=lambda m: (-m.quality, formats.index(m.format), m.memory_gb))
     for model in candidates:
         if model.memory_gb <= budget_gb:
-            return model, f"best {role} model in {'/'.join(formats)} that fits ({model.memory_gb:.1f} GB <= {budget_gb:.1f} GB left)"
+            return (
+                model,
+                f"best {role} model in {'/'.join(formats)} that fits "
+                f"({model.memory_gb:.1f} GB <= {budget_gb:.1f} GB left)",
+            )
     smallest = min(candidates, key=lambda m: m.memory_gb)
-    return None, f"nothing fits: the smallest {role} model ({smallest.key}) needs {smallest.memory_gb:.1f} GB, {budget_gb:.1f} GB left"
+    return (
+        None,
+        f"nothing fits: the smallest {role} model ({smallest.key}) needs {smallest.memory_gb:.1f} GB, "
+        f"{budget_gb:.1f} GB left",
+    )
 
 
 def recommend(purpose: str, priority: str, hw: Hardware) -> Decision:
@@ -170,7 +186,9 @@ def recommend(purpose: str, priority: str, hw: Hardware) -> Decision:
     detected = f"detected: {hw.describe()}"
     if hw.overridden:
         detected += f" (from settings: {', '.join(hw.overridden)})"
-    steps.append(Step(2, f"Hardware: {tier}", [detected, _tier_line(tier), f"memory budget: {budget:.1f} GB = {budget_note}"]))
+    steps.append(
+        Step(2, f"Hardware: {tier}", [detected, _tier_line(tier), f"memory budget: {budget:.1f} GB = {budget_note}"])
+    )
 
     step3 = Step(3, "Priority", [])
     if priority == "auto":
@@ -187,12 +205,17 @@ def recommend(purpose: str, priority: str, hw: Hardware) -> Decision:
         formats = plan[role][0]
         cap = cpu_params_cap(hw) if tier == "cpu" and role == "instruct" else None
         if cap is not None:
-            step4.lines.append(f"CPU only with {hw.cores} cores: instruct models up to {cap:.1f}B parameters stay usable")
+            step4.lines.append(
+                f"CPU only with {hw.cores} cores: instruct models up to {cap:.1f}B parameters stay usable"
+            )
         model, reason = choose(role, formats, left, cap)
         picks.append(Pick(role, model, formats, reason))
         if model:
             left -= model.memory_gb
-            step4.lines.append(f"{role}: {model.key} ({model.model_ref}, {model.format} {model.quantization}) via {model.backend} - {reason}")
+            step4.lines.append(
+                f"{role}: {model.key} ({model.model_ref}, {model.format} {model.quantization}) "
+                f"via {model.backend} - {reason}"
+            )
         else:
             step4.lines.append(f"{role}: none - {reason}")
     used = budget - left

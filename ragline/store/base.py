@@ -60,9 +60,13 @@ class FusionSpec:
 def check_search_request(mode: str, vector, sparse: SparseVector | None, fusion: FusionSpec) -> None:
     """Reject a search the store cannot run, naming the setting to fix."""
     if mode not in RETRIEVAL_MODES:
-        raise ValueError(f"retrieval mode {mode!r} is unknown: set retrieval.mode to one of {', '.join(RETRIEVAL_MODES)}")
+        raise ValueError(
+            f"retrieval mode {mode!r} is unknown: set retrieval.mode to one of {', '.join(RETRIEVAL_MODES)}"
+        )
     if fusion.method not in FUSION_METHODS:
-        raise ValueError(f"fusion {fusion.method!r} is unknown: set retrieval.fusion to one of {', '.join(FUSION_METHODS)}")
+        raise ValueError(
+            f"fusion {fusion.method!r} is unknown: set retrieval.fusion to one of {', '.join(FUSION_METHODS)}"
+        )
     if mode in ("dense", "hybrid") and vector is None:
         raise ValueError(f"{mode} search needs the query's dense vector")
     if mode in ("sparse", "hybrid") and sparse is None:

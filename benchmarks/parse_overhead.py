@@ -1,10 +1,10 @@
-"""What parsing in worker processes (ragline.parse_pool) costs against parsing in-process.
+"""What parsing in worker processes (ragline.parsing.pool) costs against parsing in-process.
 
     .venv/bin/python benchmarks/parse_overhead.py                  # ../shared/data/docs
     .venv/bin/python benchmarks/parse_overhead.py --folder DOCS --workers 2
 
 Both sides parse and chunk the same files one after the other with the same code
-(ragline.parse_worker.parse_one); start-up (importing unstructured and the spaCy model, in this
+(ragline.parsing.worker.parse_one); start-up (importing unstructured and the spaCy model, in this
 process or in the pool's forkserver) is timed apart from the per-file work. Prints JSON.
 """
 

@@ -20,7 +20,7 @@ class SourceFile:
     sha256: str
     file_type: str
     # The stat fields that identify this version of the file, and when its hash was taken: a
-    # later run trusts the recorded hash while they match (see ragline.discovery.reusable_hash).
+    # later run trusts the recorded hash while they match (see ragline.ingestion.discovery.reusable_hash).
     fingerprint: str = ""
     hashed_ns: int = 0
 

@@ -60,7 +60,7 @@ class ChunkingSettings(BaseModel):
 class IngestSettings(BaseModel):
     include: list[str] = Field(default_factory=lambda: ["**/*"])
     exclude: list[str] = Field(default_factory=lambda: ["**/.git/**", "**/.venv/**", "**/__pycache__/**", "**/.*"])
-    # Files per parse task run; 0 sizes batches to the run (ragline.pipeline.parse_batch_size).
+    # Files per parse task run; 0 sizes batches to the run (ragline.ingestion.batches.parse_batch_size).
     files_per_batch: int = 0
     # Chunks per embed task run. The embedder sorts them by length into model batches, so more
     # chunks per call means less padding: 256 spent 9.5% more padded tokens than one global sort,
@@ -71,7 +71,7 @@ class IngestSettings(BaseModel):
     parse_timeout_s: float = 600.0
     # Parser processes (0: half the cores, 1 to 4).
     parse_workers: int = 0
-    # How long a second ingest of the same collection waits for the running one (ragline.locking).
+    # How long a second ingest of the same collection waits for the running one (ragline.ingestion.locking).
     lock_timeout_s: float = 3600.0
     strategy: Literal["fast", "auto", "hi_res", "ocr_only"] = "fast"
     # The bundled `en_core_web_sm` build unstructured's text heuristics use (see parsing.py).
@@ -139,7 +139,7 @@ class GpuSettings(BaseModel):
 
 
 class HardwareSettings(BaseModel):
-    """Overrides for hardware detection (ragline.hardware): tests, or a deploy target unlike this
+    """Overrides for hardware detection (ragline.models.hardware): tests, or a deploy target unlike this
     machine. Unset fields are detected; `gpus = []` means "no GPU"."""
 
     os: Literal["linux", "darwin", "windows"] | None = None

@@ -78,7 +78,7 @@ def _import_unstructured(spacy_model: str) -> Any:
 
 def prepare_unstructured(spacy_model: str = "en_core_web_sm", sentence_splitter: str = "rules") -> Any:
     """Import unstructured with its NLP hooks pointed at the installed spaCy model and at the
-    chosen sentence splitter ("rules": ragline.sentences; "spacy": unstructured's own)."""
+    chosen sentence splitter ("rules": ragline.parsing.sentences; "spacy": unstructured's own)."""
     partition = _import_unstructured(spacy_model)
     from unstructured.nlp import tokenize
     from unstructured.partition import text_type

@@ -1,7 +1,7 @@
-"""What a parser process does: partition and chunk one file at a time, sent by ragline.parse_pool.
+"""What a parser process does: partition and chunk one file at a time, sent by ragline.parsing.pool.
 
 Only parser processes import this module. Importing it loads unstructured and the spaCy model,
-so the forkserver that parse_pool preloads it into pays that start-up cost (~8 s) once, and every
+so the forkserver that the pool preloads it into pays that start-up cost (~8 s) once, and every
 worker forked from it (including replacements for workers killed on a timeout) starts warm.
 """
 

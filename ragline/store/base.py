@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import threading
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -121,6 +123,29 @@ class VectorStore(Protocol):
     def count(self, collection: str) -> int: ...
 
     def close(self) -> None: ...
+
+
+class SearchableStore(ABC):
+    """`search` written once for the stores: check the request, query the engine, make hits.
+
+    The lock is the one the document sync holds, so a search never sees a promotion half-done.
+    """
+
+    _lock: threading.RLock
+
+    @abstractmethod
+    def _query_points(
+        self, collection: str, vector, sparse, k: int, filters: SearchFilter | None, mode: str, fusion: FusionSpec
+    ) -> list[Any]:
+        """The engine's scored points (id, score, payload) for a checked request; [] if none can match."""
+
+    def search(self, collection: str, vector, k: int, filters=None, *, mode="dense", sparse=None, fusion=None):
+        """Dense, sparse or hybrid search (see VectorStore.search)."""
+        fusion = fusion or FusionSpec()
+        check_search_request(mode, vector, sparse, fusion)
+        with self._lock:
+            points = self._query_points(collection, vector, sparse, k, filters, mode, fusion)
+        return [Hit(str(p.id), float(p.score), dict(p.payload or {})) for p in points]
 
 
 def check_compatible(existing: CollectionInfo, wanted: CollectionInfo) -> CollectionInfo:

@@ -16,15 +16,15 @@ from pathlib import Path
 import numpy as np
 import qdrant_edge as qe
 
-from ragline.records import Chunk, Hit
+from ragline.records import Chunk
 from ragline.store.base import (
     KEYWORD_FIELDS,
     CollectionInfo,
     FusionSpec,
+    SearchableStore,
     SearchFilter,
     SparseVector,
     check_compatible,
-    check_search_request,
 )
 from ragline.store.documents import Conditions, DocumentSync
 from ragline.store.manifest import MANIFEST_KEYWORD_FIELDS, manifest_name
@@ -33,7 +33,7 @@ DENSE = "dense"
 SPARSE = "sparse"
 
 
-class EdgeStore(DocumentSync):
+class EdgeStore(DocumentSync, SearchableStore):
     def __init__(self, path: str | Path):
         self.root = Path(path) / "edge"
         self.root.mkdir(parents=True, exist_ok=True)
@@ -141,25 +141,9 @@ class EdgeStore(DocumentSync):
 
     # -- reads -------------------------------------------------------------------------------
 
-    def search(
-        self,
-        collection: str,
-        vector: np.ndarray | None,
-        k: int,
-        filters: SearchFilter | None = None,
-        *,
-        mode: str = "dense",
-        sparse: SparseVector | None = None,
-        fusion: FusionSpec | None = None,
-    ) -> list[Hit]:
-        fusion = fusion or FusionSpec()
-        check_search_request(mode, vector, sparse, fusion)
+    def _query_points(self, collection, vector, sparse, k, filters, mode, fusion) -> list:
         request = _query_request(vector, sparse, k, _filter(filters), mode, fusion)
-        if request is None:
-            return []
-        with self._lock:
-            points = self._shard(collection).query(request)
-        return [Hit(str(p.id), float(p.score), dict(p.payload or {})) for p in points]
+        return [] if request is None else self._shard(collection).query(request)
 
     def drop_collection(self, name: str) -> None:
         """Delete a collection, its sync manifest and their files (evaluation runs use throwaway

@@ -12,15 +12,15 @@ import numpy as np
 from qdrant_client import QdrantClient
 from qdrant_client import models as qm
 
-from ragline.records import Chunk, Hit
+from ragline.records import Chunk
 from ragline.store.base import (
     KEYWORD_FIELDS,
     CollectionInfo,
     FusionSpec,
+    SearchableStore,
     SearchFilter,
     SparseVector,
     check_compatible,
-    check_search_request,
 )
 from ragline.store.documents import Conditions, DocumentSync
 from ragline.store.manifest import MANIFEST_KEYWORD_FIELDS, manifest_name
@@ -30,7 +30,7 @@ SPARSE = "sparse"
 META_KEY = "ragline"
 
 
-class QdrantServerStore(DocumentSync):
+class QdrantServerStore(DocumentSync, SearchableStore):
     def __init__(
         self,
         location: str,
@@ -140,25 +140,11 @@ class QdrantServerStore(DocumentSync):
     def _flush(self, collection: str) -> None:
         pass  # every write above waited for the server to apply it
 
-    def search(
-        self,
-        collection: str,
-        vector: np.ndarray | None,
-        k: int,
-        filters: SearchFilter | None = None,
-        *,
-        mode: str = "dense",
-        sparse: SparseVector | None = None,
-        fusion: FusionSpec | None = None,
-    ) -> list[Hit]:
-        fusion = fusion or FusionSpec()
-        check_search_request(mode, vector, sparse, fusion)
+    def _query_points(self, collection, vector, sparse, k, filters, mode, fusion) -> list:
         arguments = _query_arguments(vector, sparse, k, _filter(filters), mode, fusion)
         if arguments is None:
             return []
-        with self._lock:
-            response = self.client.query_points(collection, limit=k, with_payload=True, **arguments)
-        return [Hit(str(p.id), float(p.score), dict(p.payload or {})) for p in response.points]
+        return self.client.query_points(collection, limit=k, with_payload=True, **arguments).points
 
     def drop_collection(self, name: str) -> None:
         """Delete a collection and its sync manifest (evaluation runs use throwaway collections)."""

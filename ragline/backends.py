@@ -1,12 +1,9 @@
-"""The model backends: the table describing each one, and the specs the settings name.
+"""The specs the settings name: which embedder and generator to build, with `auto` decided.
 
-The table itself (`Backend`, `BACKENDS` and its lookups) is defined in ragline/models/backend_table.py
-and re-exported here: the catalog and the `auto` selection read it, and this module uses the
-selection to decide `auto`, so the table has to sit below both.
-
-A spec built here names a concrete backend: `auto` is decided from the settings passed in (the
-hardware they describe and selection.priority), the same way in every process. Building a spec
-loads nothing; `get_embedder(spec).warm_up()` / `get_generator(spec).warm_up()` load the model.
+`auto` is decided from the settings passed in (the hardware they describe and
+selection.priority), the same way in every process. What each backend is, runs and loads is the
+backend table (ragline/models/backend_table.py). Building a spec loads nothing;
+`get_embedder(spec).warm_up()` / `get_generator(spec).warm_up()` load the model.
 """
 
 from __future__ import annotations
@@ -15,29 +12,8 @@ from dataclasses import replace
 
 from ragline.embedders import EmbedderSpec
 from ragline.generators import GeneratorSpec
-from ragline.models.backend_table import (
-    BACKENDS,
-    Backend,
-    Profile,
-    for_format,
-    for_role,
-    loadable,
-    lookup,
-)
 from ragline.models.selection import backend_for, stable_decision
 from ragline.settings import RaglineSettings
-
-__all__ = [
-    "BACKENDS",
-    "Backend",
-    "Profile",
-    "embedder_spec",
-    "for_format",
-    "for_role",
-    "generator_spec",
-    "loadable",
-    "lookup",
-]
 
 
 def embedder_spec(settings: RaglineSettings) -> EmbedderSpec:

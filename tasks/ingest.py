@@ -17,8 +17,8 @@ from ragline.store.manifest import staging_name
 
 @task(name="load-sync-state")
 def load_sync_state(settings: RaglineSettings, collection: str, root: str, reembed: bool) -> sync_plan.SyncState:
-    # No model is loaded here: an unchanged folder never needs one.
-    name = sync_plan.expected_embedder_name(backends.embedder_spec(settings))
+    # The spec names the embedder without loading it: an unchanged folder never needs the model.
+    name = backends.embedder_spec(settings).name
     return sync_plan.load_state(open_store(settings), collection, root, name, reembed)
 
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass, replace
 from ragline import backends
 from ragline.embedders import EmbedderSpec, get_embedder
 from ragline.generators import get_generator
+from ragline.models import backend_table
 from ragline.settings import RaglineSettings
 
 SKIPPED_EXIT = 3  # the worker's exit code when the backend's packages are missing
@@ -31,7 +32,7 @@ ROLES = {"embedder": "embedding", "generator": "instruct"}
 
 def profile(kind: str, backend: str) -> tuple[str, str, str, str]:
     """The descriptive columns (model type, strengths, weaknesses, best use) from the backend table."""
-    entry = backends.lookup(ROLES[kind], backend)
+    entry = backend_table.lookup(ROLES[kind], backend)
     if entry is None or entry.profile is None:
         return ("-", "-", "-", "-")
     p = entry.profile
@@ -169,7 +170,7 @@ def worker_main(argv: list[str]) -> int:
 
     settings = get_settings()
     section_name = "embedding" if args.kind == "embedder" else "generation"
-    entry = backends.lookup(ROLES[args.kind], args.backend)
+    entry = backend_table.lookup(ROLES[args.kind], args.backend)
     if entry is not None and "api" in entry.formats and not getattr(settings, section_name).api_base:
         print(f"{args.backend}: no endpoint configured (set {section_name}.api_base to measure it)")
         return SKIPPED_EXIT

@@ -22,7 +22,6 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field, replace
 
-from ragline.embedders import EmbedderSpec
 from ragline.ingestion.discovery import Discovery, KnownHash
 from ragline.records import DocumentRecord, FileReport, ParsedBatch, SourceFile
 from ragline.store import EmbedderMismatchError, VectorStore
@@ -53,13 +52,6 @@ class SyncPlan:
     # Records of skipped files whose fingerprint moved (touched, copied): saves the next hash.
     refreshed: list[DocumentRecord] = field(default_factory=list)
     previous: dict[str, DocumentRecord] = field(default_factory=dict)
-
-
-def expected_embedder_name(spec: EmbedderSpec) -> str:
-    """The name a collection records for this spec (`<backend>:<model>`), without loading it.
-
-    `spec` comes from ragline.backends.embedder_spec(settings), which has already decided `auto`."""
-    return spec.name
 
 
 def load_state(store: VectorStore, collection: str, root: str, embedder_name: str, reembed: bool) -> SyncState:

@@ -1,10 +1,15 @@
-"""Ingestion benchmark: the encode limit vs ragline's real ingest flow vs LlamaIndex and Haystack.
+"""Ingestion benchmark: the limit (raw partition + raw encode, each alone) vs ragline's real ingest
+flow vs LlamaIndex, Haystack and unstructured-ingest.
 
-One command, from a clean clone (after `scripts/setup.sh`; the peers' venv is made on first use):
+One command, from a clean clone (after `scripts/setup.sh`; the peers' venvs are made on first use):
 
     .venv/bin/python benchmarks/ingest.py                 # 1,000 SQuAD docs at 1x and 4x, with peers
     .venv/bin/python benchmarks/ingest.py --docs 5000     # bigger corpus
     .venv/bin/python benchmarks/ingest.py --corpus docs   # the parsing-heavy ../shared/data/docs
+    .venv/bin/python benchmarks/ingest.py --corpus docs --max-kb 100 --peers unstructured  # reduced
+
+The raw partition half of the limit is benchmarks/limit.py; LlamaIndex and Haystack split plain
+text, so only unstructured-ingest runs on the mixed corpus.
 
 Every measured step runs in its own process (so peak RSS is that step's own), one after the
 other in one run, and the report compares them as ratios: the machine is shared and absolute
@@ -24,10 +29,19 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
+import limit as partition_limit  # noqa: E402
 
 PEERS_DIR = common.REPO_ROOT / "benchmarks" / "peers"
-PEERS_PYTHON = PEERS_DIR / ".venv" / "bin" / "python"
-PEERS = {"llamaindex": PEERS_DIR / "llamaindex_ingest.py", "haystack": PEERS_DIR / "haystack_ingest.py"}
+PEERS = {
+    "llamaindex": PEERS_DIR / "llamaindex_ingest.py",
+    "haystack": PEERS_DIR / "haystack_ingest.py",
+    "unstructured": PEERS_DIR / "unstructured_peer.py",
+}
+# unstructured-ingest pins its own unstructured and partitions every format: its own venv.
+PEER_VENVS = {"unstructured": PEERS_DIR / ".venv-unstructured"}
+PEER_SETUP = {"unstructured": PEERS_DIR / "setup_unstructured.sh"}
+# Peers that only split plain text run on the SQuAD .txt files only.
+TEXT_ONLY_PEERS = {"llamaindex", "haystack"}
 COLLECTION = "bench"
 TOP_K = 10
 QUIET_ENV = {
@@ -178,13 +192,23 @@ def run_ragline(corpus: Path, workdir: Path, queries_file: Path | None, tag: str
     if not with_limit:
         argv.append("--no-limit")
     data_env = {"RAGLINE_DATA_DIR": str(workdir / f"data-{tag}"), **env}
-    return common.run_worker(argv, env=data_env)
+    run = common.run_worker(argv, env=data_env)
+    if with_limit:
+        # The other half of the redefined limit: raw partition of the same files, run alone.
+        run["limit"].update(partition_limit.measure_partition(corpus, data_env))
+    return run
 
 
-def ensure_peers_env() -> None:
-    if not PEERS_PYTHON.exists() or not (PEERS_DIR / ".venv" / ".peers-installed").exists():
-        print("setting up the peers' venv (benchmarks/peers/setup.sh) ...", file=sys.stderr)
-        subprocess.run(["bash", str(PEERS_DIR / "setup.sh")], check=True)
+def peer_python(name: str) -> Path:
+    return PEER_VENVS.get(name, PEERS_DIR / ".venv") / "bin" / "python"
+
+
+def ensure_peers_env(name: str) -> None:
+    venv = PEER_VENVS.get(name, PEERS_DIR / ".venv")
+    if not (venv / "bin" / "python").exists() or not (venv / ".peers-installed").exists():
+        setup = PEER_SETUP.get(name, PEERS_DIR / "setup.sh")
+        print(f"setting up the peers' venv ({setup.relative_to(common.REPO_ROOT)}) ...", file=sys.stderr)
+        subprocess.run(["bash", str(setup)], check=True)
 
 
 def run_peer(name: str, corpus: Path, workdir: Path, queries_file: Path, args) -> dict:
@@ -195,7 +219,7 @@ def run_peer(name: str, corpus: Path, workdir: Path, queries_file: Path, args) -
     model = resolve_model(settings.embedding.model)
     result_path = workdir / f"{name}.json"
     argv = [
-        str(PEERS_PYTHON),
+        str(peer_python(name)),
         str(PEERS[name]),
         "--corpus",
         str(corpus),
@@ -216,6 +240,8 @@ def run_peer(name: str, corpus: Path, workdir: Path, queries_file: Path, args) -
         "--result",
         str(result_path),
     ]
+    if queries_file is None:
+        argv = [a for a in argv if a not in ("--queries-file", "None")]
     return common.run_worker(argv, env=QUIET_ENV)
 
 
@@ -245,6 +271,8 @@ def measure(args, workdir: Path, env: dict) -> dict:
     for scale in scales:
         if args.corpus == "docs":
             corpus = common.SHARED_DOCS
+            if args.skip or args.max_kb:
+                corpus = partition_limit.subset_corpus(corpus, workdir / "docs-subset", args.skip, args.max_kb)
         else:
             corpus = workdir / f"corpus-{scale}x"
             manifest = common.build_squad_corpus(corpus, args.docs * scale)
@@ -262,15 +290,19 @@ def measure(args, workdir: Path, env: dict) -> dict:
         runs["ragline"][f"{scale}x"] = run
         if args.corpus == "docs":
             break
-    if args.peers and args.corpus == "squad":
-        ensure_peers_env()
+    peers = [p.strip() for p in args.peers.split(",") if p.strip()] if args.peers else []
+    if args.corpus == "docs":
+        peers = [p for p in peers if p not in TEXT_ONLY_PEERS]
+    if args.corpus == "squad":
         corpus = workdir / f"corpus-{scales[0]}x"
         manifest = common.load_manifest(corpus)
-        for name in PEERS:
-            print(f"[{scales[0]}x] {name} ...", file=sys.stderr)
-            run = run_peer(name, corpus, workdir, queries_file, args)
-            run["recall_at_10"] = common.recall_at_k(run.pop("retrieved"), queries, manifest)
-            runs[name] = run
+    for name in peers:
+        ensure_peers_env(name)
+        print(f"[{scales[0]}x] {name} ...", file=sys.stderr)
+        run = run_peer(name, corpus, workdir, queries_file, args)
+        retrieved = run.pop("retrieved", {})
+        run["recall_at_10"] = common.recall_at_k(retrieved, queries, manifest) if queries else None
+        runs[name] = run
     return runs
 
 
@@ -278,8 +310,14 @@ def ratios(runs: dict) -> dict:
     scales = list(runs["ragline"])
     base = runs["ragline"][scales[0]]
     limit = base["limit"] or {}
+    # The redefined limit: raw partition + raw encode, each run alone (issue 17).
+    limit_s = limit["encode_s"] + limit["partition_s"] if "partition_s" in limit else None
     out = {
         "docs": base["docs"],
+        "limit_s": round(limit_s, 2) if limit_s else None,
+        "ingest_s": base["ingest_s"],
+        "ingest_vs_partition_encode_limit": round(limit_s / base["ingest_s"], 3) if limit_s else None,
+        "partition_vs_encode": round(limit["partition_s"] / limit["encode_s"], 3) if limit_s else None,
         "ragline_docs_per_s": round(base["docs"] / base["ingest_s"], 2),
         "ragline_chunks_per_s": round(base["chunks"] / base["ingest_s"], 2),
         "limit_chunks_per_s": limit.get("chunks_per_s"),
@@ -298,7 +336,7 @@ def ratios(runs: dict) -> dict:
         },
     }
     for peer in PEERS:
-        if peer in runs:
+        if peer in runs and runs[peer].get("ingest_s"):
             peer_docs_per_s = runs[peer]["docs"] / runs[peer]["ingest_s"]
             out[f"vs_{peer}"] = round(out["ragline_docs_per_s"] / peer_docs_per_s, 2)
             out["recall_at_10"][peer] = runs[peer]["recall_at_10"]
@@ -344,7 +382,7 @@ def record(result: dict) -> None:
             f"{r['reingest_share_of_cold'] * 100:.1f}%",
             common.fmt(r.get("vs_llamaindex")),
             common.fmt(r.get("vs_haystack")),
-            " / ".join(common.fmt(value, 3) for value in recall.values()),
+            " / ".join(f"{name} {common.fmt(value, 3)}" for name, value in recall.items()),
             ", ".join(f"{s}: {mb:.0f}" for s, mb in pss.items()),
         ],
     )
@@ -356,7 +394,14 @@ def parse_args(argv=None):
     p.add_argument("--scales", default="1,4", help="corpus multiples to measure ragline at, e.g. 1,4,16")
     p.add_argument("--queries", type=int, default=300, help="queries for recall@10 (0 to skip)")
     p.add_argument("--corpus", choices=["squad", "docs"], default="squad")
-    p.add_argument("--no-peers", dest="peers", action="store_false", help="skip LlamaIndex and Haystack")
+    p.add_argument(
+        "--peers",
+        default="llamaindex,haystack,unstructured",
+        help="peers to run, comma-separated ('' for none); LlamaIndex and Haystack run on SQuAD only",
+    )
+    p.add_argument("--no-peers", dest="peers", action="store_const", const="", help="run no peer")
+    p.add_argument("--skip", action="append", default=[], help="--corpus docs: leave this file out (repeatable)")
+    p.add_argument("--max-kb", type=float, help="--corpus docs: leave out files bigger than this")
     p.add_argument("--no-record", dest="record", action="store_false", help="do not add a row to BENCHMARKS.md")
     p.add_argument("--out", type=Path, help="result JSON path (default benchmarks/results/ingest-<time>.json)")
     p.add_argument("--workdir", type=Path, help="where corpora and stores go (default: a temp folder)")
@@ -397,13 +442,22 @@ def main(argv=None) -> dict | None:
         "versions": common.versions(
             ["ragline", "torch", "sentence-transformers", "prefect", "qdrant-edge-py", "unstructured", "transformers"]
         ),
-        "config": {"docs": args.docs, "scales": args.scales, "queries": args.queries, "corpus": args.corpus},
+        "config": {
+            "docs": args.docs,
+            "scales": args.scales,
+            "queries": args.queries,
+            "corpus": args.corpus,
+            "skip": args.skip,
+            "max_kb": args.max_kb,
+        },
         "runs": runs,
     }
     result["ratios"] = ratios(runs)
     path = common.save_result("ingest", result, args.out)
     if args.record:
-        record(result)
+        partition_limit.record(result)
+        if args.corpus == "squad":
+            record(result)
     print(json_summary(result, path))
     return result
 

@@ -5,6 +5,13 @@ first run on a fresh PREFECT_HOME, and forgets task-run history at exit. So ragl
 PREFECT_API_URL when it is set (or `prefect.api_url` in settings), and otherwise starts one local
 `prefect server` in the background (analytics off, state under <data_dir>/prefect) and reuses it
 from every later command. `ragline server stop` stops it.
+
+Before the server on the local port is used it must be ragline's (is_ours): anything else
+answering on 127.0.0.1:4242 (another user's server, an unrelated program) would otherwise receive
+every run's parameters, logs and results. The handshake is the pidfile ragline wrote when it
+started the server: that process (or its uvicorn child) must be alive and be the one listening on
+the port, and the server must report <data_dir>/prefect as its PREFECT_HOME (/api/admin/settings).
+Another program cannot take that pid, so a look-alike server is refused with a message.
 """
 
 from __future__ import annotations
@@ -48,15 +55,57 @@ def local_api_url(port: int) -> str:
     return f"http://{LOCAL_HOST}:{port}/api"
 
 
+def server_home_of(api_url: str) -> Path | None:
+    """The PREFECT_HOME the Prefect server at `api_url` reports, or None if it reports none."""
+    try:
+        response = httpx.get(f"{api_url}/admin/settings", timeout=5.0)
+        home = response.json().get("home") if response.status_code == 200 else None
+    except (httpx.HTTPError, ValueError, AttributeError):
+        return None
+    return Path(home).resolve() if isinstance(home, str) and home else None
+
+
+def listens_on(pid: int, port: int) -> bool:
+    """Whether process `pid` or one of its children listens on the loopback `port`."""
+    import psutil
+
+    try:
+        process = psutil.Process(pid)
+        for proc in [process, *process.children(recursive=True)]:
+            for conn in proc.net_connections(kind="inet"):
+                if conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port == port:
+                    return True
+    except (psutil.Error, OSError):
+        return False
+    return False
+
+
+def is_ours(api_url: str, home: Path, port: int) -> bool:
+    """The server on `port` is the one ragline started for `home` (see the module docstring)."""
+    try:
+        pid = int((home / "server.pid").read_text().strip())
+    except (OSError, ValueError):
+        return False
+    return listens_on(pid, port) and server_home_of(api_url) == home.resolve()
+
+
 def ensure_prefect_api(settings: RaglineSettings) -> str:
     """Point this process at a Prefect API, starting the local server if none is configured."""
     if os.environ.get("PREFECT_API_URL"):
         return _apply(os.environ["PREFECT_API_URL"])
     if settings.prefect.api_url:
         return _apply(settings.prefect.api_url)
-    api_url = local_api_url(settings.prefect.local_port)
+    port, home = settings.prefect.local_port, server_home(settings)
+    api_url = local_api_url(port)
     if not _healthy(api_url):
-        start_local_server(server_home(settings), settings.prefect.local_port, settings.prefect.startup_timeout_s)
+        start_local_server(home, port, settings.prefect.startup_timeout_s)
+    if not is_ours(api_url, home, port):
+        raise RuntimeError(
+            f"something else answers on {LOCAL_HOST}:{port}: not the Prefect server ragline started for "
+            f"{home} (see {home / 'server.pid'}), so ragline will not send it runs. Stop that program, set "
+            "RAGLINE_PREFECT__LOCAL_PORT to a free port, or, if it is a Prefect server you trust (e.g. "
+            f"one started for another data dir), set PREFECT_API_URL={api_url}."
+        )
     return _apply(api_url)
 
 
@@ -114,12 +163,21 @@ def _stop_group(process: subprocess.Popen, timeout_s: float = 10) -> None:
 
 
 def stop_local_server(settings: RaglineSettings) -> bool:
+    """Stop the server the pidfile names, if it is still ours; a stale pidfile is only removed.
+
+    A pid is reused by the OS once its process has exited, so the pid in an old pidfile may now be
+    another program: it is signalled only while it (or its child) listens on ragline's port."""
     pid_file = server_home(settings) / "server.pid"
     if not pid_file.exists():
         return False
     try:
-        os.killpg(int(pid_file.read_text()), signal.SIGTERM)
-    except (ProcessLookupError, ValueError):
-        pass
+        pid = int(pid_file.read_text().strip())
+    except (OSError, ValueError):
+        pid = None
+    if pid is not None and listens_on(pid, settings.prefect.local_port):
+        try:
+            os.killpg(pid, signal.SIGTERM)
+        except (ProcessLookupError, PermissionError):
+            pass
     pid_file.unlink(missing_ok=True)
     return True

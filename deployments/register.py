@@ -65,19 +65,43 @@ def ask_deployment_name(settings: RaglineSettings) -> str:
     return f"{ask.name}/{settings.deployments.name}"
 
 
-async def ensure_process_pool(name: str) -> None:
-    """Create the process work pool (with Prefect's default job template) if it is missing."""
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.actions import WorkPoolCreate
-    from prefect.exceptions import ObjectNotFound
+# Job variables an API caller may NOT set on a run or deployment of ragline's pool: `command` is
+# the shell command the worker runs, `env` could set PYTHONPATH/LD_PRELOAD, `working_dir` where
+# code is loaded from. Without them in the template, values passed for them are ignored: the
+# worker runs Prefect's own engine command in its own environment (tests/test_compose.py). An API
+# caller who can create deployments can still add pull steps (run_shell_script) that run on the
+# worker: Prefect's open-source server has one credential for everything, so the API login
+# (PREFECT_AUTH_STRING) is what guards the workers, and is handed only to operators.
+LOCKED_JOB_VARIABLES = ("command", "env", "working_dir")
+
+
+def locked_process_job_template() -> dict:
+    """Prefect's process job template without the variables in LOCKED_JOB_VARIABLES."""
     from prefect.workers.process import ProcessWorker
 
+    template = ProcessWorker.get_default_base_job_template()
+    for name in LOCKED_JOB_VARIABLES:
+        template["variables"]["properties"].pop(name, None)
+        # Gone from the job configuration too: a dict `env` there would be merged with the caller's.
+        template["job_configuration"].pop(name, None)
+    return template
+
+
+async def ensure_process_pool(name: str) -> None:
+    """Create the process work pool with the locked job template, or lock an existing one."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import WorkPoolCreate, WorkPoolUpdate
+    from prefect.exceptions import ObjectNotFound
+
+    template = locked_process_job_template()
     async with get_client() as client:
         try:
-            await client.read_work_pool(name)
+            pool = await client.read_work_pool(name)
         except ObjectNotFound:
-            template = ProcessWorker.get_default_base_job_template()
             await client.create_work_pool(WorkPoolCreate(name=name, type="process", base_job_template=template))
+            return
+        if pool.base_job_template != template:
+            await client.update_work_pool(name, WorkPoolUpdate(base_job_template=template))
 
 
 async def deploy_to_work_pool(settings: RaglineSettings) -> dict[str, str]:
@@ -92,8 +116,6 @@ async def deploy_to_work_pool(settings: RaglineSettings) -> dict[str, str]:
     pool = settings.deployments.work_pool
     await ensure_process_pool(pool)
     scaled = settings.deployments.ingest_task_runner != "threads"
-    # A worker starts a fresh process per run: persisted results let other processes read them.
-    job_variables = {"env": {"PREFECT_RESULTS_PERSIST_BY_DEFAULT": "true"}}
     specs = [
         (SCALED_INGEST_ENTRYPOINT if scaled else INGEST_ENTRYPOINT, ingest_options(settings)),
         (ASK_ENTRYPOINT, ask_options(settings)),
@@ -104,7 +126,6 @@ async def deploy_to_work_pool(settings: RaglineSettings) -> dict[str, str]:
             storage=LocalStorage(str(PROJECT_DIR)),
             entrypoint=entrypoint,
             work_pool_name=pool,
-            job_variables=job_variables,
             **options,
         )
         ids[f"{deployment.flow_name}/{deployment.name}"] = str(await deployment.aapply())

@@ -22,6 +22,7 @@ from ragline.flows.query import ask
 from ragline.ingestion.batches import batched
 from ragline.settings import RaglineSettings, get_settings
 from ragline.tasks import evaluation as t
+from ragline.tasks.artifacts import RunProgress
 from ragline.timing import seconds_since
 
 # Queries per retrieval task: ~6,000 queries make ~24 tasks, not 6,000.
@@ -93,8 +94,10 @@ def score_mode(dataset, settings: RaglineSettings, collection: str, mode: str, s
         for batch in batched(queries, QUERIES_PER_TASK)
     ]
     run: dict[str, list[str]] = {}
-    for future in futures:
+    bar = RunProgress(artifact_key("eval-progress", mode), "query batches", f"Retrieval eval ({mode})")
+    for done, future in enumerate(futures, start=1):
         run.update(future.result())
+        bar.report(done, len(futures))
     metrics = t.score_run(run, dataset.qrels)
     label = mode + ("+rerank" if settings.retrieval.rerank_model else "")
     return {"retrieval": label, **metrics, "seconds": seconds_since(started), "run": run}

@@ -11,50 +11,78 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from ragline import crashpoints, progress
-from ragline.flows.common import artifact_key, with_retries
+from ragline import crashpoints
+from ragline.flows.common import artifact_key, cancellable, ingest_run_name, with_retries
 from ragline.ingestion import batches
 from ragline.ingestion import plan as sync_plan
 from ragline.ingestion.batches import batched
-from ragline.ingestion.discovery import root_of
 from ragline.ingestion.locking import ingest_lock
 from ragline.ingestion.plan import IngestError
 from ragline.records import FileReport
 from ragline.settings import RaglineSettings, get_settings
-from ragline.store import EmbedderMismatchError
+from ragline.store import EmbedderMismatchError, check_collection_name
 from ragline.tasks import ingest as t
+from ragline.tasks.artifacts import RunProgress
+from ragline.tasks.cancellation import RunCancelledError
 
 
 # Two workers: parsing the next files overlaps with embedding the current chunks.
-@flow(name="ingest", task_runner=ThreadPoolTaskRunner(max_workers=2), log_prints=False)
-def ingest(path: str, collection: str | None = None, prune: bool = True, reembed: bool = False) -> dict:
+# persist_result: the summary (counts and one row per file, no chunk text) is what a caller of a
+# served or deployed run reads back; the tasks persist nothing (tasks/ingest.py).
+@flow(
+    name="ingest",
+    task_runner=ThreadPoolTaskRunner(max_workers=2),
+    log_prints=False,
+    flow_run_name=ingest_run_name,
+    persist_result=True,
+)
+@cancellable
+def ingest(
+    path: str,
+    collection: str | None = None,
+    prune: bool = True,
+    reembed: bool = False,
+    allow_mass_delete: bool = False,
+) -> dict:
     """Sync the documents under `path` into `collection`; returns a summary with a per-file report.
 
-    `reembed` embeds every file again (and rebuilds a collection made with another model).
+    Args:
+        path: Folder (or single file) to sync, on the machine that runs the flow.
+        collection: Collection to write; empty for the `store.collection` setting.
+        prune: Delete the chunks of files that left the folder.
+        reembed: Embed every file again (rebuilds a collection made with another embedding model).
+        allow_mass_delete: Let this run delete more than ingest.max_delete_fraction of the
+            documents it covers, or prune after an empty listing (see "What a run may delete").
     """
     settings = get_settings()
     collection = collection or settings.store.collection
     logger = get_run_logger()
-    root = root_of(path)
+    check_collection_name(collection)
     with ingest_lock(settings.data_dir, collection, settings.ingest.lock_timeout_s):
-        state = with_retries(t.load_sync_state, settings)(settings, collection, root, reembed)
-        discovery = with_retries(t.discover_files, settings)(path, settings, sync_plan.known_hashes(state))
-        plan = t.plan_sync(discovery, state, prune, reembed)
+        state = with_retries(t.load_sync_state, settings)(settings, collection, path, reembed)
+        root, target = state.root, state.target  # target: the collection, or its rebuild
+        discovery = with_retries(t.discover_files, settings)(state.scope, settings, sync_plan.known_hashes(state))
+        plan = t.plan_sync(discovery, state, prune, reembed and target == collection, allow_mass_delete, settings)
         logger.info(
             "%d files to ingest, %d unchanged, %d removed",
             len(plan.to_ingest),
             len(plan.unchanged),
             len(plan.removed),
         )
-        reports = list(discovery.reports) + plan.known_failures
+        reports = list(discovery.reports) + plan.known_failures + plan.kept
         reports += [FileReport(f.source, "unchanged") for f in plan.unchanged]
         if plan.refreshed:
-            with_retries(t.refresh_manifest, settings)(settings, collection, root, plan.refreshed)
-        work = run_guarded(ingest_documents, plan, settings, collection, reports)
+            with_retries(t.refresh_manifest, settings)(settings, target, root, plan.refreshed)
+        work = run_guarded(ingest_documents, plan, settings, target, reports)
         crashpoints.reached("finalize")
-        run_guarded(with_retries(t.finalize_documents, settings), settings, collection, root, plan.removed)
+        run_guarded(with_retries(t.finalize_documents, settings), settings, target, root, plan.removed)
+        if target != collection:
+            complete = not discovery.listing_errors and bool(discovery.files or discovery.reports)
+            plan.notes.append(t.finish_rebuild(settings, collection, target, complete, allow_mass_delete))
     reports += [FileReport(source, "deleted") for source in plan.removed]
-    summary = {**summarize(collection, root, reports), **work}
+    summary = {**summarize(collection, root, reports), **work, "notes": plan.notes}
+    for note in plan.notes:
+        logger.warning("%s", note)
     publish_report(collection, summary)
     return summary
 
@@ -63,7 +91,7 @@ def run_guarded(step, *args):
     """Run a step; an error left after its retries stops the run with what it means for the data."""
     try:
         return step(*args)
-    except EmbedderMismatchError:
+    except (EmbedderMismatchError, RunCancelledError):
         raise
     except Exception as exc:
         raise IngestError(
@@ -88,7 +116,8 @@ def ingest_documents(
     files = {f.source: f for f in plan.to_ingest}
     waiting: list = []
     done = embedded = 0
-    progress.report(0, len(plan.to_ingest))
+    bar = RunProgress(artifact_key("ingest-progress", collection), "files", f"Ingest into {collection}")
+    bar.report(0, len(plan.to_ingest))
     for i in range(len(futures)):
         waiting.append(futures[i].result())
         futures[i] = None  # a done future holds its chunks: let them go once embedded (flat memory)
@@ -104,7 +133,7 @@ def ingest_documents(
             reports.extend(parsed.reports)
             done += len(parsed.reports)
         waiting = []
-        progress.report(done, len(plan.to_ingest))
+        bar.report(done, len(plan.to_ingest))
     return {"parsed": len(plan.to_ingest), "embedded": embedded}
 
 
@@ -112,13 +141,16 @@ def embed_and_commit(
     waiting: list, files: dict, plan: sync_plan.SyncPlan, settings: RaglineSettings, collection: str
 ) -> int:
     """Embed the chunks of the waiting parsed batches into staging, then commit their documents."""
-    embed = with_retries(t.embed_and_stage, settings)
+    embed = with_retries(t.embed_chunks, settings)
+    stage = with_retries(t.stage_chunks, settings)  # retried on its own: a store error never re-embeds
     commit = with_retries(t.commit_documents, settings)
     chunks = [chunk for parsed in waiting for chunk in parsed.chunks]
     embedded = 0
     for group in batched(chunks, settings.ingest.chunks_per_batch):
-        embedded += embed(group, settings, collection, plan.root)
-    records = [record for parsed in waiting for record in sync_plan.records_for(parsed, files, plan.previous)]
+        embedded += stage(group, embed(group, settings), settings, collection, plan.root)
+    records = [
+        record for parsed in waiting for record in sync_plan.records_for(parsed, files, plan.previous, plan.signature)
+    ]
     if records:
         commit(settings, collection, plan.root, records)
     return embedded

@@ -17,7 +17,12 @@ from ragline import embedders, generators
 from ragline.evaluation import model_bench
 from ragline.flows.common import artifact_key
 from ragline.flows.evaluation import evaluate
+from ragline.models import backend_table
+from ragline.models.catalog import sample_models
 from ragline.tasks import model_bench as t
+from ragline.tasks.artifacts import RunProgress
+
+TYPE_ORDER = [model_type.name for model_type in backend_table.MODEL_TYPES]
 
 
 @contextmanager
@@ -64,13 +69,20 @@ def models_bench(
     check_known(embedder_backends, embedders.available_backends(), "embedding")
     check_known(generator_backends, generators.available_backends(), "generation")
     rows = []
-    for backend in embedder_backends or embedders.available_backends():
+    embedder_list = embedder_backends or embedders.available_backends()
+    generator_list = (generator_backends or generators.available_backends()) if generators_too else []
+    bar = RunProgress(artifact_key("models-bench", "progress"), "backends", "Models bench")
+    bar.report(0, len(embedder_list) + len(generator_list))
+    for backend in embedder_list:
         result = t.measure_backend("embedder", backend, arguments)
         if result.status == "measured":
             add_embedder_quality(result, backend, dataset_dir, docs, queries, budget_s)
         rows.append(table_row(result))
-    for backend in (generator_backends or generators.available_backends()) if generators_too else []:
+        bar.report(len(rows), len(embedder_list) + len(generator_list))
+    for backend in generator_list:
         rows.append(table_row(t.measure_backend("generator", backend, arguments)))
+        bar.report(len(rows), len(embedder_list) + len(generator_list))
+    rows.sort(key=lambda row: TYPE_ORDER.index(row["type"]))  # grouped by model type; stable within
     create_table_artifact(
         key=artifact_key("models-bench", "table"),
         table=rows,
@@ -109,6 +121,9 @@ def table_row(result: model_bench.WorkerResult) -> dict:
     m = result.metrics
     quality = m.get("ndcg@10", m.get("answer_contains_reference"))
     return {
+        # The seed's model type (the group) and catalog models of it this backend runs.
+        "type": backend_table.model_type(model_bench.ROLES[result.kind], result.backend).name,
+        "sample models": ", ".join(sample_models(backend=result.backend)) or "-",
         "kind": result.kind,
         "backend": result.backend,
         "model type": model_type,

@@ -8,7 +8,9 @@ only hit by luck. Unset (always, outside those tests), `reached` is one dictiona
 Points: `parse` (a file parsed, its batch not yet returned), `embed` (before a batch of chunks is
 embedded), `staged` (a batch embedded and written to staging, not yet committed), `commit` (a
 document's new chunks are in the collection, its old ones not yet deleted, its manifest record not
-yet written), `finalize` (all documents committed, removed ones not yet deleted).
+yet written), `finalize` (all documents committed, removed ones not yet deleted), `switch` (a
+rebuild with a new embedding model complete, the collection not yet switched to it), `switched`
+(the switch made, the old collection's data not yet dropped).
 """
 
 from __future__ import annotations

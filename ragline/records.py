@@ -7,7 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
-FileStatus = Literal["ingested", "unchanged", "skipped", "failed", "deleted"]
+# "kept": a document the sync would have deleted but kept (ragline.ingestion.plan, deletion guard).
+FileStatus = Literal["ingested", "unchanged", "skipped", "failed", "deleted", "kept"]
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,9 @@ class SourceFile:
     # later run trusts the recorded hash while they match (see ragline.ingestion.discovery.reusable_hash).
     fingerprint: str = ""
     hashed_ns: int = 0
+    # The ingest root (display form) the source is relative to: part of the chunk ids, so two
+    # roots in one collection never share a point.
+    root: str = ""
 
 
 @dataclass
@@ -74,10 +78,31 @@ class Citation(BaseModel):
     text: str
 
 
+class AnswerSentence(BaseModel):
+    """One sentence of an answer, the passages it cites (their `n`), and whether they support it."""
+
+    text: str
+    citations: list[int] = []
+    supported: bool = True
+    # How well the best cited passage backs the sentence (0..1, ragline.grounding.support_score).
+    support: float = 1.0
+
+
 class Answer(BaseModel):
+    """`citations`: the passages the answer cites; `context`: retrieved passages it does not cite.
+
+    `invalid_citations`: numbers the generator wrote that name no passage (removed from `answer`).
+    """
+
     answer: str
     citations: list[Citation]
     timings: dict[str, float]
+    mode: str = "generate"
+    sentences: list[AnswerSentence] = []
+    context: list[Citation] = []
+    invalid_citations: list[int] = []
+    # Tokens of the generation prompt (None: no generation, e.g. an extractive answer).
+    prompt_tokens: int | None = None
 
 
 @dataclass
@@ -99,6 +124,8 @@ class DocumentRecord:
     fingerprint: str = ""
     hashed_ns: int = 0
     failed_reason: str | None = None
+    # The parsing/chunking settings the chunks were made with (ragline.parsing.options.ParseOptions.signature).
+    signature: str = ""
 
     def payload(self, root: str) -> dict:
         return {**asdict(self), "root": root}

@@ -34,6 +34,12 @@ class EmbeddingSettings(BaseModel):
     max_seq_length: int = 256
     api_base: str | None = None
     api_key: SecretStr | None = None
+    # Prepended to each question / each passage before embedding. None: the model's own (the
+    # catalog, or its config_sentence_transformers.json `prompts`); "" turns a prompt off.
+    query_prompt: str | None = None
+    document_prompt: str | None = None
+    # Run the model repository's own Python code (nomic-embed-text needs it). Off unless you trust it.
+    trust_remote_code: bool = False
 
 
 class GenerationSettings(BaseModel):
@@ -45,9 +51,35 @@ class GenerationSettings(BaseModel):
     repeat_penalty: float = 1.15
     context_window: int = 4096
     threads: int | None = None
-    n_gpu_layers: int = 0
+    # llama.cpp layers on the GPU: "auto" offloads all (-1) when llama.cpp was built with GPU
+    # support and the model fits the GPU, else 0; a number is used as is.
+    n_gpu_layers: int | Literal["auto"] = "auto"
+    # transformers backend: auto (CUDA, then Apple MPS, then CPU), cpu, cuda, cuda:1, mps.
+    device: str = "auto"
     api_base: str | None = None
     api_key: SecretStr | None = None
+    # Prompt tokens of passage text: the best sentences of the retrieved chunks up to this many,
+    # not whole chunks. On a CPU the prompt is the latency (SmolLM2-135M prefills ~235 tokens/s).
+    context_tokens: int = 256
+
+
+class AnswerSettings(BaseModel):
+    """How an answer is made and checked (ragline/answering.py)."""
+
+    # extractive: the passages' best sentences, verbatim and cited, no generation; generate: the
+    # instruct model writes it; auto: extractive for models under 1B parameters (too small to
+    # answer reliably, see README), generate otherwise.
+    mode: Literal["auto", "extractive", "generate"] = "auto"
+    # Sentences in an extractive answer.
+    extractive_sentences: int = 2
+    # A sentence whose best cited passage scores below this (0..1, ragline/support.py) is unsupported.
+    support_threshold: float = 0.5
+    # Leave unsupported sentences out of the answer (`ragline ask --strict`).
+    strict: bool = False
+    # A generated answer none of whose sentences the passages support is replaced by the extractive one.
+    fallback_extractive: bool = True
+    # A sentence-transformers CrossEncoder that adds its score to the support check.
+    support_model: str | None = None
 
 
 class ChunkingSettings(BaseModel):
@@ -73,6 +105,14 @@ class IngestSettings(BaseModel):
     parse_workers: int = 0
     # How long a second ingest of the same collection waits for the running one (ragline.ingestion.locking).
     lock_timeout_s: float = 3600.0
+    # A sync refuses to delete more than this fraction of the documents it covers, unless allowed
+    # explicitly (--allow-mass-delete; ragline.ingestion.plan.guard_deletions).
+    max_delete_fraction: float = Field(default=0.5, ge=0.0, le=1.0)
+    # Memory (address space) per parser process, in MB; 0: no limit. A parser that needs more
+    # fails that one file ("out of memory"), not the run. Linux/macOS (RLIMIT_AS).
+    parser_memory_mb: int = Field(default=4096, ge=0)
+    # Zip-based formats (docx, xlsx, pptx, epub, odt...): the most their contents may unpack to, in MB.
+    max_unzipped_mb: float = Field(default=512.0, gt=0)
     strategy: Literal["fast", "auto", "hi_res", "ocr_only"] = "fast"
     # The bundled `en_core_web_sm` build unstructured's text heuristics use (see parsing.py).
     spacy_model: str = "en_core_web_sm"
@@ -132,6 +172,25 @@ class DeploymentSettings(BaseModel):
     ingest_task_runner: str = "threads"
 
 
+class ServeSettings(BaseModel):
+    """The HTTP front of `ragline serve`: OpenAI-compatible chat API and MCP (deployments/chat_api.py)."""
+
+    enabled: bool = True
+    # Loopback by default: set host = "0.0.0.0" (and an api_key) to accept other machines.
+    host: str = "127.0.0.1"
+    port: int = 8421
+    # When set, every request must send `Authorization: Bearer <key>` (401 otherwise).
+    api_key: SecretStr | None = None
+    # Requests admitted at once (answering + waiting for the generator); more get 503 + Retry-After.
+    max_queue: int = 16
+    # Follow-up questions: "model" rewrites them with the generator (a word-overlap check falls
+    # back to "heuristic", which prepends the previous user question), or "off".
+    rewrite_followups: Literal["model", "heuristic", "off"] = "model"
+    rewrite_max_tokens: int = 32
+    # Record each request as a Prefect flow run (in a background thread, after the answer).
+    record_runs: bool = True
+
+
 class GpuSettings(BaseModel):
     name: str = "gpu"
     memory_gb: float
@@ -146,7 +205,8 @@ class HardwareSettings(BaseModel):
     arch: str | None = None
     gpus: list[GpuSettings] | None = None
     ram_gb: float | None = None
-    cores: int | None = None
+    cores: int | None = None  # CPUs this process may use (logical)
+    physical_cores: int | None = None  # defaults to `cores` when that is set, else detected
     cloud_allowed: bool = False
 
 
@@ -167,6 +227,7 @@ class RaglineSettings(BaseSettings):
     data_dir: Path = Path(".ragline")
     embedding: EmbeddingSettings = Field(default_factory=EmbeddingSettings)
     generation: GenerationSettings = Field(default_factory=GenerationSettings)
+    answer: AnswerSettings = Field(default_factory=AnswerSettings)
     chunking: ChunkingSettings = Field(default_factory=ChunkingSettings)
     ingest: IngestSettings = Field(default_factory=IngestSettings)
     store: StoreSettings = Field(default_factory=StoreSettings)
@@ -176,6 +237,7 @@ class RaglineSettings(BaseSettings):
     hardware: HardwareSettings = Field(default_factory=HardwareSettings)
     selection: SelectionSettings = Field(default_factory=SelectionSettings)
     deployments: DeploymentSettings = Field(default_factory=DeploymentSettings)
+    serve: ServeSettings = Field(default_factory=ServeSettings)
 
     @property
     def store_path(self) -> Path:

@@ -1,44 +1,63 @@
-"""Prefect task wrappers for ingestion: each call handles a batch of files or chunks, never one chunk."""
+"""Prefect task wrappers for ingestion: each call handles a batch of files or chunks, never one chunk.
+
+Nothing here is cached or persisted (NOT_KEPT): the arguments and results are file lists, chunk
+texts and vectors, which Prefect would otherwise hash for cache keys and pickle into its result
+storage on every served or deployed run, never cleaned. Nobody reads them back; the flow's own
+summary is what is persisted.
+"""
 
 from __future__ import annotations
 
 from prefect import task
+from prefect.cache_policies import NO_CACHE
 
 from ragline import backends, crashpoints
 from ragline.embedders import get_embedder
-from ragline.ingestion import batches
+from ragline.ingestion import batches, rebuild
 from ragline.ingestion import plan as sync_plan
-from ragline.ingestion.discovery import Discovery, KnownHash, discover
+from ragline.ingestion.discovery import Discovery, KnownHash, Scope, discover
 from ragline.records import Chunk, DocumentRecord, ParsedBatch, SourceFile
 from ragline.settings import RaglineSettings
 from ragline.store import collection_for, open_store
 from ragline.store.manifest import staging_name
+from ragline.tasks.cancellation import raise_if_cancelled
+
+NOT_KEPT = dict(cache_policy=NO_CACHE, persist_result=False)
 
 
-@task(name="load-sync-state")
-def load_sync_state(settings: RaglineSettings, collection: str, root: str, reembed: bool) -> sync_plan.SyncState:
+@task(name="load-sync-state", **NOT_KEPT)
+def load_sync_state(settings: RaglineSettings, collection: str, path: str, reembed: bool) -> sync_plan.SyncState:
     # The spec names the embedder without loading it: an unchanged folder never needs the model.
     name = backends.embedder_spec(settings).name
-    return sync_plan.load_state(open_store(settings), collection, root, name, reembed)
+    signature = batches.parse_options(settings).signature()
+    return sync_plan.load_state(open_store(settings), collection, path, name, reembed, signature)
 
 
-@task(name="discover-files")
-def discover_files(root: str, settings: RaglineSettings, known: dict[str, KnownHash] | None = None) -> Discovery:
+@task(name="discover-files", **NOT_KEPT)
+def discover_files(scope: Scope, settings: RaglineSettings, known: dict[str, KnownHash] | None = None) -> Discovery:
     i = settings.ingest
-    return discover(root, i.include, i.exclude, i.max_file_mb, known)
+    return discover(scope.path, i.include, i.exclude, i.max_file_mb, known, scope=scope)
 
 
-@task(name="plan-sync")
-def plan_sync(discovery: Discovery, state: sync_plan.SyncState, prune: bool, reembed: bool) -> sync_plan.SyncPlan:
-    return sync_plan.plan_sync(discovery, state, prune, force=reembed)
+@task(name="plan-sync", **NOT_KEPT)
+def plan_sync(
+    discovery: Discovery,
+    state: sync_plan.SyncState,
+    prune: bool,
+    force: bool,
+    allow_mass_delete: bool,
+    settings: RaglineSettings,
+) -> sync_plan.SyncPlan:
+    fraction = settings.ingest.max_delete_fraction
+    return sync_plan.plan_sync(discovery, state, prune, force, fraction, allow_mass_delete)
 
 
-@task(name="parse-files")
+@task(name="parse-files", **NOT_KEPT)
 def parse_files(files: list[SourceFile], settings: RaglineSettings) -> ParsedBatch:
     return batches.parse_files(files, settings)
 
 
-@task(name="load-embedder")
+@task(name="load-embedder", **NOT_KEPT)
 def load_embedder(settings: RaglineSettings) -> str:
     """Load the model while the first files parse (the parser processes start meanwhile), so
     the first embed finds it ready."""
@@ -47,33 +66,41 @@ def load_embedder(settings: RaglineSettings) -> str:
     return embedder.name
 
 
-@task(name="embed-and-stage")
-def embed_and_stage(chunks: list[Chunk], settings: RaglineSettings, collection: str, root: str) -> int:
-    """Embed chunks into the run's staging collection; queries see them only once committed."""
+@task(name="embed-chunks", **NOT_KEPT)
+def embed_chunks(chunks: list[Chunk], settings: RaglineSettings) -> tuple:
+    """Dense and BM25 vectors for a batch of chunks; stage_chunks stores them (a separate task,
+    so a store error is retried without embedding again)."""
+    raise_if_cancelled()
     crashpoints.reached("embed")
+    return batches.embed_chunks(chunks, get_embedder(backends.embedder_spec(settings)))
+
+
+@task(name="stage-chunks", **NOT_KEPT)
+def stage_chunks(chunks: list[Chunk], embedded: tuple, settings: RaglineSettings, collection: str, root: str) -> int:
+    """Write embedded chunks to the run's staging collection; queries see them only once committed."""
     embedder = get_embedder(backends.embedder_spec(settings))
     store = open_store(settings)
     store.ensure_collection(collection_for(embedder, collection))
     staging = staging_name(collection)
     store.ensure_collection(collection_for(embedder, staging))
-    written = batches.embed_and_store(chunks, embedder, store, staging, root)
+    written = batches.store_embedded(chunks, embedded, store, staging, root)
     crashpoints.reached("staged")
     return written
 
 
-@task(name="commit-documents")
+@task(name="commit-documents", **NOT_KEPT)
 def commit_documents(settings: RaglineSettings, collection: str, root: str, records: list[DocumentRecord]) -> int:
     open_store(settings).commit_documents(collection, root, records, staging_name(collection))
     return len(records)
 
 
-@task(name="refresh-manifest")
+@task(name="refresh-manifest", **NOT_KEPT)
 def refresh_manifest(settings: RaglineSettings, collection: str, root: str, records: list[DocumentRecord]) -> int:
     open_store(settings).write_manifest(collection, root, records)
     return len(records)
 
 
-@task(name="finalize-documents")
+@task(name="finalize-documents", **NOT_KEPT)
 def finalize_documents(settings: RaglineSettings, collection: str, root: str, removed: list[str]) -> int:
     """Delete documents that left the source, then the run's staging collection."""
     store = open_store(settings)
@@ -81,3 +108,10 @@ def finalize_documents(settings: RaglineSettings, collection: str, root: str, re
         store.remove_document(collection, root, source)
     store.drop_collection(staging_name(collection))
     return len(removed)
+
+
+@task(name="finish-rebuild", **NOT_KEPT)
+def finish_rebuild(settings: RaglineSettings, collection: str, build: str, complete: bool, allow: bool) -> str:
+    """Switch the collection to its finished rebuild (atomic), or say what it still waits for."""
+    fraction = settings.ingest.max_delete_fraction
+    return rebuild.finish_rebuild(open_store(settings), collection, build, complete, fraction, allow)

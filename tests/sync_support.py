@@ -133,3 +133,6 @@ class FlakyStore:
 
     def close(self):
         return self.store.close()
+
+    def __getattr__(self, name):  # every other store method goes straight through
+        return getattr(self.store, name)

@@ -34,10 +34,13 @@ def squad_subset():
     return corpus, queries, relevant
 
 
-def recall_at_10(embedder, corpus, queries, relevant) -> float:
+def recall_at_10(embedder, corpus, queries, relevant, squad_vectors) -> float:
+    """Over the session's embeddings (tests/conftest.py: once per backend, shared with the
+    retrieval-sanity test); `corpus` is all of the SQuAD passages, in file order."""
     doc_ids = [row["_id"] for row in corpus]
-    docs = embedder.embed_documents([f"{row['title']}\n{row['text']}" for row in corpus])
-    questions = embedder.embed_documents([q["text"] for q in queries])
+    assert doc_ids == [row["_id"] for row in squad_vectors.corpus]
+    docs = squad_vectors.passages(embedder)
+    questions = squad_vectors.questions(embedder, [q["_id"] for q in queries])
     top = np.argsort(-(questions @ docs.T), axis=1)[:, :10]
     hits = [
         len(relevant[q["_id"]] & {doc_ids[i] for i in row}) / len(relevant[q["_id"]])
@@ -47,7 +50,7 @@ def recall_at_10(embedder, corpus, queries, relevant) -> float:
 
 
 @pytest.mark.slow
-def test_recall_at_10_is_within_one_point_across_local_backends(minilm_gguf):  # noqa: F811
+def test_recall_at_10_is_within_one_point_across_local_backends(minilm_gguf, squad_vectors):  # noqa: F811
     corpus, queries, relevant = squad_subset()
     assert len(corpus) == 570 and len(queries) >= 250
     specs = {
@@ -56,7 +59,9 @@ def test_recall_at_10_is_within_one_point_across_local_backends(minilm_gguf):  #
         "onnx-int8": EmbedderSpec("onnx-int8", MINILM),
         "gguf": EmbedderSpec("gguf", minilm_gguf),
     }
-    recalls = {name: recall_at_10(get_embedder(spec), corpus, queries, relevant) for name, spec in specs.items()}
+    recalls = {
+        name: recall_at_10(get_embedder(spec), corpus, queries, relevant, squad_vectors) for name, spec in specs.items()
+    }
     print("recall@10:", {name: round(value, 4) for name, value in recalls.items()})
     assert recalls["sentence-transformers"] > 0.7  # the baseline itself retrieves
     spread = max(recalls.values()) - min(recalls.values())

@@ -44,17 +44,12 @@ def torch_embedder():
 
 
 @pytest.fixture(scope="session")
-def minilm_gguf(tmp_path_factory, request) -> str:
-    """MiniLM converted to GGUF f16 with the converter from llama-cpp-python's sdist (cached)."""
-    from ragline.embedders.gguf_convert import convert
+def minilm_gguf() -> str:
+    """MiniLM converted to GGUF f16 with the converter from llama-cpp-python's sdist: once per
+    machine, in ragline's user cache (`scripts/setup.sh test` makes it; `models bench` reuses it)."""
+    from ragline.embedders.gguf_convert import cached_gguf
 
-    # pytest's cache when it runs (`-p no:cacheprovider` turns it off), else ragline's user cache.
-    cache = request.config.cache.mkdir("ragline-llama-cpp-src") if hasattr(request.config, "cache") else None
-    out = tmp_path_factory.mktemp("gguf") / "minilm-f16.gguf"
-    try:
-        return str(convert(resolve_model(MINILM).path, out, "f16", cache=cache))
-    except subprocess.CalledProcessError as exc:  # the sdist comes from PyPI once, then the cache
-        pytest.skip(f"could not fetch llama-cpp-python's source from PyPI: {exc}")
+    return str(cached_gguf(MINILM, "f16"))
 
 
 def mean_cosine(a: np.ndarray, b: np.ndarray) -> float:
@@ -107,7 +102,8 @@ def test_gguf_rejects_a_chat_model_without_pooling():
 
 
 def test_mlx_embedder_matches_torch(torch_embedder):
-    pytest.importorskip("mlx_embeddings", reason="pip install 'ragline[mlx]'")
+    import mlx_embeddings  # noqa: F401  (scripts/setup.sh test installs every backend: no skip)
+
     # mlx[cpu] uses reference BLAS on Linux: short texts (SQuAD questions) keep this test quick.
     questions = [row["text"] for row in read_jsonl("queries.jsonl")][:50]
     embedder = get_embedder(EmbedderSpec("mlx", MINILM, batch_size=50))
@@ -128,8 +124,7 @@ def test_llama_cpp_generation_with_bundled_smollm2():
 
 def test_mlx_lm_generation_plumbing_with_random_weights_tiny_model(tmp_path):
     """Random weights: this checks loading, prompting and streaming, not answer quality."""
-    mx = pytest.importorskip("mlx.core", reason="pip install 'ragline[mlx]'")
-    pytest.importorskip("mlx_lm", reason="pip install 'ragline[mlx]'")
+    import mlx.core as mx
     from mlx.utils import tree_flatten
     from mlx_lm.models import llama
 
@@ -162,7 +157,6 @@ def test_mlx_lm_generation_plumbing_with_random_weights_tiny_model(tmp_path):
 
 
 def test_mlx_lm_refuses_gguf_files():
-    pytest.importorskip("mlx_lm", reason="pip install 'ragline[mlx]'")
     from ragline.generators.mlx_lm import MlxLmGenerator
 
     with pytest.raises(ValueError, match="cannot load GGUF"):
@@ -182,7 +176,8 @@ def test_missing_optional_dependency_gives_the_pip_command(monkeypatch):
 
 @pytest.fixture(scope="module")
 def openai_server(minilm_gguf, tmp_path_factory):
-    pytest.importorskip("sse_starlette", reason="pip install 'llama-cpp-python[server]'")
+    import sse_starlette  # noqa: F401  (the llama.cpp server's extra, installed by scripts/setup.sh test)
+
     port = free_port()
     config = {
         "host": "127.0.0.1",
@@ -255,3 +250,101 @@ def test_openai_compatible_errors_name_the_endpoint():
 
     with pytest.raises(RuntimeError, match=r"cannot reach the embeddings API at http://127.0.0.1:9/v1"):
         OpenAICompatEmbedder(EmbedderSpec("openai", "x", api_base="http://127.0.0.1:9/v1"), timeout_s=5).warm_up()
+
+
+# -- query / document prompts reach the model in every backend --------------------------------------
+
+PROMPTED = {"query_prompt": "search_query: ", "document_prompt": "search_document: "}
+QUERY = "Who founded the University of Notre Dame?"
+
+
+def assert_prompt_reaches_the_model(backend: str, model: str, **spec_fields) -> None:
+    """embed_query(q) with a prompt is the model's vector of prompt + q, and differs from q alone."""
+    plain = get_embedder(EmbedderSpec(backend, model, **spec_fields))
+    prompted = get_embedder(EmbedderSpec(backend, model, **spec_fields, **PROMPTED))
+    with_prompt = prompted.embed_query(QUERY)
+    assert float(with_prompt @ plain.embed_query(QUERY)) < 0.999, f"{backend}: the query prompt changed nothing"
+    expected = plain.embed_documents(["search_query: " + QUERY])[0]
+    assert float(with_prompt @ expected) > 0.9999, f"{backend}: not the vector of prompt + query"
+    document = prompted.embed_documents(["Father Edward Sorin founded it in 1842."])[0]
+    assert (
+        float(document @ plain.embed_documents(["search_document: Father Edward Sorin founded it in 1842."])[0])
+        > 0.9999
+    )
+
+
+@pytest.mark.parametrize("backend", ["sentence-transformers", "onnx-int8"])
+def test_prompts_reach_the_model(backend):
+    assert_prompt_reaches_the_model(backend, MINILM)
+
+
+def test_prompts_reach_the_gguf_model(minilm_gguf):
+    assert_prompt_reaches_the_model("gguf", minilm_gguf)
+
+
+def test_prompts_reach_the_mlx_model():
+    import mlx_embeddings  # noqa: F401  (scripts/setup.sh test installs every backend: no skip)
+
+    assert_prompt_reaches_the_model("mlx", MINILM)
+
+
+def test_prompts_reach_the_openai_compatible_endpoint(openai_server):
+    assert_prompt_reaches_the_model("openai", "minilm", api_base=openai_server)
+
+
+def test_a_model_folder_declares_its_own_prompts(tmp_path):
+    """config_sentence_transformers.json `prompts` (the way e5, nomic, Qwen3-Embedding ship them)."""
+    from ragline.embedders.prompts import Prompts, model_prompts
+
+    source = resolve_model(MINILM).path
+    for item in source.iterdir():
+        if item.name not in ("config_sentence_transformers.json", "onnx"):
+            (tmp_path / item.name).symlink_to(item)
+    config = json.loads((source / "config_sentence_transformers.json").read_text())
+    config["prompts"] = {"query": "query: ", "passage": "passage: "}
+    (tmp_path / "config_sentence_transformers.json").write_text(json.dumps(config))
+    assert model_prompts(str(tmp_path)) == Prompts("query: ", "passage: ")
+    own = get_embedder(EmbedderSpec("sentence-transformers", str(tmp_path)))
+    assert own.prompts == Prompts("query: ", "passage: ")
+    # The settings win over the model's own, and "" turns a prompt off.
+    off = get_embedder(EmbedderSpec("sentence-transformers", str(tmp_path), query_prompt=""))
+    assert off.prompts == Prompts("", "passage: ")
+    plain = get_embedder(EmbedderSpec("sentence-transformers", MINILM))
+    assert float(own.embed_query(QUERY) @ plain.embed_query("query: " + QUERY)) > 0.9999
+    assert float(off.embed_query(QUERY) @ plain.embed_query(QUERY)) > 0.9999
+
+
+def test_prompts_come_from_settings_then_catalog():
+    from ragline import backends
+    from ragline.settings import RaglineSettings
+
+    nomic = RaglineSettings(embedding={"model": "nomic-ai/nomic-embed-text-v1.5"})
+    spec = backends.embedder_spec(nomic)
+    assert (spec.query_prompt, spec.document_prompt) == ("search_query: ", "search_document: ")
+    assert spec.trust_remote_code is False  # opt-in only
+    chosen = RaglineSettings(
+        embedding={"model": "nomic-ai/nomic-embed-text-v1.5", "query_prompt": "", "trust_remote_code": True}
+    )
+    spec = backends.embedder_spec(chosen)
+    assert (spec.query_prompt, spec.document_prompt, spec.trust_remote_code) == ("", "search_document: ", True)
+    e5 = backends.embedder_spec(RaglineSettings(embedding={"model": "intfloat/multilingual-e5-small"}))
+    assert (e5.query_prompt, e5.document_prompt) == ("query: ", "passage: ")
+    bundled = backends.embedder_spec(RaglineSettings())
+    assert (bundled.query_prompt, bundled.document_prompt) == (None, None)  # MiniLM has none
+
+
+def test_remote_code_models_say_which_setting_allows_them(monkeypatch):
+    import sentence_transformers
+
+    seen = {}
+
+    def refuses_remote_code(source, device=None, trust_remote_code=False):
+        seen["trust_remote_code"] = trust_remote_code
+        raise ValueError("requires you to execute the configuration file in that repo; set trust_remote_code=True")
+
+    monkeypatch.setattr(sentence_transformers, "SentenceTransformer", refuses_remote_code)
+    from ragline.embedders.sentence_transformers import SentenceTransformerEmbedder
+
+    with pytest.raises(ValueError, match="RAGLINE_EMBEDDING__TRUST_REMOTE_CODE=true"):
+        SentenceTransformerEmbedder(EmbedderSpec("sentence-transformers", MINILM)).warm_up()
+    assert seen == {"trust_remote_code": False}

@@ -102,3 +102,99 @@ def visible_text(dom: str) -> str:
     """The page's text as a person reads it: tags dropped, entities decoded, spaces collapsed."""
     text = html.unescape(re.sub(r"<(script|style)[^>]*>.*?</\1>|<[^>]+>", " ", dom, flags=re.S))
     return " ".join(text.split())
+
+
+# ---------------------------------------------------------------------------------------------
+# Driving the UI as a user does: real Chromium through Playwright (pip package `playwright`, the
+# system Chromium from scripts/setup-test-tools.sh; Playwright's own browser download is not used).
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def browser_page():
+    from playwright import sync_api as playwright_api  # the test extra installs it
+
+    binary = find_chromium()
+    if binary is None:
+        pytest.skip("Chromium is not installed and could not be: apt-get install -y chromium")
+    with playwright_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=binary, args=["--no-sandbox"])
+        try:
+            yield browser.new_page(viewport={"width": 1400, "height": 1000})
+        finally:
+            browser.close()
+
+
+def screenshot(page, name: str) -> None:
+    ARTIFACT_DIR.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACT_DIR / f"{name}.png"))
+
+
+def open_tab(page, name: str) -> str:
+    """Click a tab of the flow-run page; returns the page's text once `name` content is shown."""
+    page.get_by_text(name, exact=True).first.click()
+    page.wait_for_load_state("networkidle")
+    return page.locator("body").inner_text()
+
+
+def test_ask_from_the_run_button_shows_the_answer_artifact(prefect_api, ragline_env, tmp_path, request, monkeypatch):
+    """Deployments -> ask -> Run -> Custom run: the question typed in the form is answered by the
+    serve runner (deployments/serve.py, in a thread here), and the run page shows the answer."""
+    import asyncio
+
+    from ragline.flows.ingest import ingest
+    from ragline.flows.query import ask
+    from ragline.store import close_stores
+    from tests.test_operations import InThreadServer
+
+    monkeypatch.setenv("RAGLINE_GENERATION__MAX_TOKENS", "24")  # the answer's length is not under test
+    corpus = small_docs(tmp_path)
+    assert ingest(path=str(corpus))["chunks"] > 0
+
+    async def register():
+        return await (await ask.ato_deployment(name="browser-run-button", enforce_parameter_schema=True)).aapply()
+
+    deployment_uuid = asyncio.run(register())
+    deployment_id = str(deployment_uuid)
+    page, ui = request.getfixturevalue("browser_page"), prefect_api.removesuffix("/api")  # after asyncio.run
+    server = InThreadServer({deployment_uuid: ask})
+    try:
+        page.goto(f"{ui}/deployments/deployment/{deployment_id}", wait_until="networkidle")
+        page.get_by_role("button", name="Run", exact=True).click()
+        page.get_by_text("Custom run", exact=True).click()
+        page.get_by_text("The question to answer from the ingested documents.").wait_for()
+        page.locator("textarea").first.fill(QUESTION)
+        screenshot(page, "ask-run-form")
+        page.get_by_role("button", name="Submit", exact=True).click()
+        run = wait_for_deployment_run(prefect_api, deployment_id)
+    finally:
+        server.stop()
+        close_stores()
+    assert run["state_type"] == "COMPLETED", run["state"]
+    assert run["parameters"]["question"] == QUESTION
+    page.goto(f"{ui}/runs/flow-run/{run['id']}", wait_until="networkidle")
+    open_tab(page, "Artifacts")
+    page.get_by_text("answer-ragline").first.wait_for()
+    screenshot(page, "ask-run-button-artifacts")
+    page.get_by_text("answer-ragline").first.click()
+    page.get_by_text("Citations").first.wait_for()
+    text = page.locator("body").inner_text()
+    screenshot(page, "ask-run-button-answer")
+    assert QUESTION in text, text[-1500:]
+
+
+def wait_for_deployment_run(api_url: str, deployment_id: str, timeout_s: float = 600) -> dict:
+    """The deployment's (only) flow run, once it is final."""
+    import time
+
+    from tests.serving import TERMINAL
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        runs = httpx.post(
+            f"{api_url}/flow_runs/filter", json={"deployments": {"id": {"any_": [deployment_id]}}}, timeout=30
+        ).json()
+        if runs and runs[0]["state_type"] in TERMINAL:
+            return runs[0]
+        time.sleep(0.5)
+    raise TimeoutError(f"no finished run of deployment {deployment_id} within {timeout_s} s")

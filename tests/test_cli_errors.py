@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.conftest import run_cli
+from tests.conftest import permission_prefix, run_cli
 
 
 def assert_one_line_error(result, *needles: str) -> None:
@@ -20,7 +20,19 @@ def test_missing_path(tmp_path):
 
 
 def test_unreadable_path(tmp_path):
-    # root can read anything, so "unreadable" is a path through a file, which no one can list.
+    """A real unreadable folder (chmod 000), refused before anything starts."""
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    (locked / "notes.txt").write_text("Nobody should read this.")
+    locked.chmod(0)
+    try:
+        result = run_cli("ingest", str(locked), prefix=permission_prefix())
+    finally:
+        locked.chmod(0o700)
+    assert_one_line_error(result, "is not readable", "chmod")
+
+
+def test_path_through_a_file(tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("x")
     assert_one_line_error(run_cli("ingest", str(blocker / "docs")), "does not exist")

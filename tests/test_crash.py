@@ -32,39 +32,49 @@ def to_v2(folder):
         shutil.copyfile(SHARED_DOCS / name, folder / name)
 
 
-@pytest.fixture(scope="module")
-def scenario(prefect_api, tmp_path_factory):
-    """The folder (one fixed path, so payload roots match) and the clean-run state of version 2."""
+def ingest_into(data_dir, folder) -> tuple[dict, dict]:
+    """A clean ingest of `folder` into a store of its own; its (snapshot, manifest)."""
     import os
 
-    folder = tmp_path_factory.mktemp("crash") / "docs"
-    to_v1(folder)
-    to_v2(folder)
     saved = os.environ.get("RAGLINE_DATA_DIR")
-    os.environ["RAGLINE_DATA_DIR"] = str(tmp_path_factory.mktemp("clean-store"))
+    os.environ["RAGLINE_DATA_DIR"] = str(data_dir)
     try:
         run_ingest(folder)
-        reference = (snapshot(), manifest(folder))
+        return snapshot(), manifest(folder)
     finally:
         if saved is None:
             os.environ.pop("RAGLINE_DATA_DIR", None)
         else:
             os.environ["RAGLINE_DATA_DIR"] = saved
+
+
+@pytest.fixture(scope="module")
+def scenario(prefect_api, tmp_path_factory):
+    """The folder (one fixed path, so payload roots match), the clean-run state of version 2, and
+    a store holding a clean ingest of version 1 (ingested once, copied for each test)."""
+    folder = tmp_path_factory.mktemp("crash") / "docs"
+    to_v1(folder)
+    v1_store = tmp_path_factory.mktemp("v1-store")
+    v1_state = ingest_into(v1_store, folder)
+    to_v2(folder)
+    reference = ingest_into(tmp_path_factory.mktemp("clean-store"), folder)
     assert reference[0] and len(reference[1]) == len(V1) - 1 + len(ADDED)
-    return folder, reference
+    assert v1_state[0] and len(v1_state[1]) == len(V1)
+    return folder, reference, v1_store, v1_state
 
 
 @pytest.fixture
 def synced_v1(scenario, ragline_env):
-    """A store holding a clean ingest of version 1, with the folder now at version 2."""
-    folder, reference = scenario
+    """A store holding a clean ingest of version 1 (a copy), with the folder at version 2."""
+    folder, reference, v1_store, v1_state = scenario
+    shutil.copytree(v1_store, ragline_env)
+    assert (snapshot(), manifest(folder)) == v1_state  # the copy is the store it was copied from
     to_v1(folder)
-    run_ingest(folder)
-    v1_state = (snapshot(), manifest(folder))
     to_v2(folder)
     return folder, reference, v1_state
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("crash_at", ["parse:2", "embed:1", "staged:1", "commit:3", "finalize:1"])
 def test_sigkill_then_rerun_equals_a_clean_run(synced_v1, crash_at):
     folder, reference, v1_state = synced_v1

@@ -69,7 +69,8 @@ def test_prefect_yaml_matches_the_flows_and_settings():
 
 def test_prefect_deploy_accepts_the_yaml(prefect_api, tmp_path):
     """`prefect deploy` itself parses and registers deployments/prefect.yaml."""
-    run_cli("deploy", env={"PREFECT_API_URL": prefect_api, "RAGLINE_DATA_DIR": str(tmp_path)})  # creates the pool
+    deployed = run_cli("deploy", env={"PREFECT_API_URL": prefect_api, "RAGLINE_DATA_DIR": str(tmp_path)})
+    assert deployed.returncode == 0, deployed.stdout + deployed.stderr  # it creates the pool used below
     env = {
         **os.environ,
         "PREFECT_API_URL": prefect_api,
@@ -171,7 +172,8 @@ def test_process_worker_answers_ask_triggered_over_rest(prefect_api, tmp_path):
 
 @pytest.mark.slow
 def test_ingest_on_a_local_dask_cluster(prefect_api, ragline_env, tmp_path):
-    pytest.importorskip("prefect_dask", reason="the dask extra is not installed: pip install 'ragline[dask]'")
+    import prefect_dask  # noqa: F401  (scripts/setup.sh test installs the dask extra: no skip)
+
     from ragline.flows.ingest import ingest
     from ragline.flows.scale import dask_task_runner
 
@@ -252,6 +254,46 @@ def test_docker_compose_config_validates():
     else:
         pytest.skip("no Compose CLI here (apt-get install docker-compose); the YAML test above still runs")
     result = subprocess.run(
-        command, cwd=REPO_ROOT, capture_output=True, text=True, env={**os.environ, "QDRANT_API_KEY": "test-key"}
+        command,
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "QDRANT_API_KEY": "k", "POSTGRES_PASSWORD": "p", "PREFECT_AUTH_STRING": "admin:pw"},
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_local_server_port_is_used_only_when_it_is_ragline_s(prefect_api, tmp_path, monkeypatch):
+    """A look-alike on the local port (healthy, but not the server ragline started) is refused;
+    the server started by start_local_server passes the pidfile handshake."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from urllib.parse import urlparse
+
+    from ragline.deployments.local_server import ensure_prefect_api, is_ours, server_home_of
+    from ragline.settings import get_settings
+
+    port = urlparse(prefect_api).port
+    home = server_home_of(prefect_api)
+    assert home is not None and is_ours(prefect_api, home, port)
+    assert not is_ours(prefect_api, tmp_path / "prefect", port)  # another data dir's home
+
+    class AnswersEverything(BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b'{"home": "%s"}' % str(tmp_path / "data" / "prefect").encode())
+
+        def log_message(self, *args):
+            pass
+
+    impostor = ThreadingHTTPServer(("127.0.0.1", 0), AnswersEverything)
+    threading.Thread(target=impostor.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.delenv("PREFECT_API_URL", raising=False)
+        monkeypatch.setenv("RAGLINE_DATA_DIR", str(tmp_path / "data"))
+        monkeypatch.setenv("RAGLINE_PREFECT__LOCAL_PORT", str(impostor.server_address[1]))
+        with pytest.raises(RuntimeError, match="not the Prefect server ragline started"):
+            ensure_prefect_api(get_settings())
+    finally:
+        impostor.shutdown()  # monkeypatch restores PREFECT_API_URL (never applied: ensure_prefect_api raised)

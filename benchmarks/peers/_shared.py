@@ -32,6 +32,7 @@ def parse_args(description: str) -> argparse.Namespace:
     p.add_argument("--max-seq-length", type=int, default=256)
     p.add_argument("--top-k", type=int, default=10)
     p.add_argument("--result", required=True, help="where to write the JSON result")
+    p.add_argument("--processes", type=int, default=1, help="unstructured-ingest: its num_processes")
     return p.parse_args()
 
 

@@ -10,15 +10,16 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from ragline.cli.common import connect_prefect, console, fail, load_settings, out, run_flow
+from ragline.cli.common import connect_prefect, console, fail, load_settings, out, quiet_terminal_logs, run_flow
 from ragline.cli.deploy import deploy, serve
 from ragline.cli.evaluation import register as register_evaluation_commands
+from ragline.cli.mcp import mcp
 from ragline.cli.models import models_app
 
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+quiet_terminal_logs()  # run logs still reach the Prefect API at INFO
 
 app = typer.Typer(help="ragline: Prefect-orchestrated RAG over your documents.", no_args_is_help=True)
 server_app = typer.Typer(help="The local Prefect server ragline starts when no PREFECT_API_URL is set.")
@@ -27,6 +28,7 @@ app.add_typer(models_app, name="models")
 register_evaluation_commands(app)
 app.command()(deploy)
 app.command()(serve)
+app.command()(mcp)
 
 
 @app.command()
@@ -38,21 +40,34 @@ def ingest(
     reembed: bool = typer.Option(
         False, "--reembed", help="Embed every file again; rebuilds a collection made with another embedding model."
     ),
+    allow_mass_delete: bool = typer.Option(
+        False,
+        "--allow-mass-delete",
+        help="Allow deleting more than ingest.max_delete_fraction of the documents, or pruning an empty folder.",
+    ),
 ) -> None:
     """Parse, chunk, embed and store the documents under PATH (unchanged files are skipped)."""
-    from ragline.ingestion.discovery import DiscoveryError, has_candidates
+    from ragline.ingestion.discovery import display_path, has_candidates
+    from ragline.store import check_collection_name, check_store_settings
 
     settings = load_settings()
     try:
+        check_store_settings(settings)
+        check_collection_name(collection or settings.store.collection)
         found = has_candidates(path, settings.ingest.include, settings.ingest.exclude)
-    except DiscoveryError as exc:
+    except ValueError as exc:  # DiscoveryError, a bad collection name or store setting
         fail(str(exc))
-    if not found:
-        fail(f"no documents found under {path} (ingest.include / ingest.exclude filter them all out)")
+    if not found and not allow_mass_delete:
+        fail(
+            f"no documents found under {display_path(path)} (ingest.include / ingest.exclude filter them all "
+            "out); nothing was changed. To empty its documents from the collection, add --allow-mass-delete"
+        )
     connect_prefect(settings)
     from ragline.cli.deploy import route_ingest
 
-    routed = route_ingest(settings, path, collection, prune, reembed)  # None unless `ragline serve` owns the store
+    path = display_path(path)  # flow parameters are JSON: the flow maps a `\xNN` form back to the bytes
+    # None unless `ragline serve` owns the store
+    routed = route_ingest(settings, path, collection, prune, reembed, allow_mass_delete)
     if routed is not None:
         return out.print_json(json.dumps(routed)) if json_output else print_ingest_summary(routed)
     from ragline import progress
@@ -70,7 +85,14 @@ def ingest(
         task_id = bar.add_task("ingest", total=None)
         progress.set_hook(lambda done, total: bar.update(task_id, completed=done, total=total))
         try:
-            summary = run_flow(ingest_flow, path=path, collection=collection, prune=prune, reembed=reembed)
+            summary = run_flow(
+                ingest_flow,
+                path=path,
+                collection=collection,
+                prune=prune,
+                reembed=reembed,
+                allow_mass_delete=allow_mass_delete,
+            )
         finally:
             progress.set_hook(None)
     if json_output:
@@ -79,16 +101,26 @@ def ingest(
         print_ingest_summary(summary)
 
 
+def shown(text: str) -> str:
+    """Text from files (names, reasons) as Rich prints it literally: control characters escaped
+    (a name may hold a newline), markup escaped (a name may read `[/etc/app].txt`)."""
+    from rich.markup import escape
+
+    return escape("".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text))
+
+
 def print_ingest_summary(summary: dict) -> None:
-    table = Table(title=f"ingest into {summary['collection']}")
+    table = Table(title=f"ingest into {shown(summary['collection'])}")
     for column in ("file", "status", "chunks", "reason"):
         table.add_column(column)
     for row in summary["files"]:
         if row["status"] != "unchanged":
-            table.add_row(row["source"], row["status"], str(row["chunks"]), row["reason"] or "")
+            table.add_row(shown(row["source"]), row["status"], str(row["chunks"]), shown(row["reason"] or ""))
     out.print(table)
     counts = ", ".join(f"{n} {status}" for status, n in sorted(summary["counts"].items()))
     out.print(f"{counts}; {summary['chunks']} chunks written.")
+    for note in summary.get("notes") or []:
+        console.print(f"[yellow]note:[/] {shown(note)}")
 
 
 @app.command()
@@ -100,31 +132,40 @@ def ask(
     file_type: list[str] = typer.Option([], help="Only search these file types, e.g. pdf (repeatable)."),
     json_output: bool = typer.Option(False, "--json", help="Print the answer object as JSON."),
     remote: bool = typer.Option(False, "--remote", help="Run the `ask` deployment through the Prefect API."),
+    strict: bool = typer.Option(False, "--strict", help="Leave out sentences the passages do not support."),
 ) -> None:
     """Answer QUESTION from the ingested documents, with citations."""
-    if not question.strip():
-        fail('the question is empty: ask something, e.g. ragline ask "What is ragline?"')
+    from ragline.answering import check_query
+
+    try:
+        check_query(question, k)
+    except ValueError as exc:
+        fail(str(exc))
     settings = load_settings()
     connect_prefect(settings)
+    from ragline.cli.answer_view import print_answer, streamed_tokens
     from ragline.cli.deploy import route_ask, served_elsewhere
     from ragline.flows.query import ask as ask_flow
 
     params = dict(question=question, k=k, sources=source or None, file_types=file_type or None, collection=collection)
-    with console.status("retrieving and generating..."):
+    with console.status("retrieving and generating...") as status, streamed_tokens(status, not json_output):
         if remote or served_elsewhere(settings):  # `ragline serve` owns the store: its query worker answers
             answer = route_ask(settings, params, via_deployment=remote)
         else:
             answer = run_flow(ask_flow, **params)
+    if strict or settings.answer.strict:  # applied here too: a served worker answers with its own settings
+        answer = strict_answer(answer)
     if json_output:
         sys.stdout.write(json.dumps(answer) + "\n")
         return
-    out.print(f"[bold]{answer['answer']}[/]\n")
-    for c in answer["citations"]:
-        where = c["source"] + (f", page {c['page']}" if c["page"] else "")
-        snippet = " ".join(c["text"].split())[:160]
-        out.print(f"[{c['n']}] {where} (score {c['score']:.3f})\n    {snippet}")
-    timings = ", ".join(f"{k} {v:.2f}s" for k, v in answer["timings"].items())
-    out.print(f"\n[dim]{timings}[/]")
+    print_answer(answer)
+
+
+def strict_answer(answer: dict) -> dict:
+    from ragline.grounding import without_unsupported
+    from ragline.records import Answer
+
+    return without_unsupported(Answer.model_validate(answer)).model_dump()
 
 
 @app.command()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import typer
 from rich.console import Console
 
@@ -10,6 +12,18 @@ from ragline.settings import RaglineSettings
 # soft_wrap: an error stays one line, however narrow the terminal.
 console = Console(stderr=True, soft_wrap=True)
 out = Console()
+
+
+def quiet_terminal_logs() -> None:
+    """Keep Prefect's INFO lines off the terminal while runs still send them to the API.
+
+    Called before Prefect is imported (it configures logging on import). The level of Prefect's
+    loggers stays INFO, so every flow and task run (and ragline's own loggers, see
+    ragline/flows/common.py) has its INFO log in the UI; only the console handler shows
+    WARNING and up. PREFECT_LOGGING_LEVEL=WARNING, used before, silenced the run logs themselves.
+    Set PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL=INFO to see them in the terminal too.
+    """
+    os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
 
 
 def fail(message: str) -> None:

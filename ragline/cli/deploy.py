@@ -42,16 +42,20 @@ def deploy() -> None:
 
 
 def serve() -> None:
-    """Run the flows, their schedules and the low-latency query worker in this process."""
+    """Run the flows, their schedules, the query worker, and the OpenAI-compatible chat API + MCP server."""
     settings = load_settings()
     api_url = connect_prefect(settings)
     try:
         lock = claim(settings, api_url) if owns_embedded_store(settings) else None
     except StoreBusyError as exc:
         fail(str(exc))
+    from ragline.deployments.http_server import HttpServerError
+
     try:
         warm_up(settings)
         asyncio.run(_serve_until_signal(settings, api_url))
+    except HttpServerError as exc:
+        fail(str(exc))
     finally:
         if lock is not None:
             lock.release()
@@ -94,6 +98,9 @@ async def _serve_until_signal(settings: RaglineSettings, api_url: str) -> None:
             f"(ingest cron {d.ingest_cron}); query worker ready. Ctrl-C stops."
         )
         console.print(f"Prefect UI: {api_url.removesuffix('/api')}")
+        if settings.serve.enabled:
+            base = f"http://{settings.serve.host}:{settings.serve.port}"
+            console.print(f"OpenAI-compatible chat API: {base}/v1   MCP (streamable HTTP): {base}/mcp")
 
     await serve_forever(settings, stop, ready=ready)
 
@@ -121,7 +128,12 @@ def route_ask(settings: RaglineSettings, params: dict[str, Any], via_deployment:
 
 
 def route_ingest(
-    settings: RaglineSettings, path: str, collection: str | None, prune: bool, reembed: bool = False
+    settings: RaglineSettings,
+    path: str,
+    collection: str | None,
+    prune: bool,
+    reembed: bool = False,
+    allow_mass_delete: bool = False,
 ) -> dict | None:
     """When `ragline serve` owns the store, run the ingest deployment there; else None."""
     if not served_elsewhere(settings):
@@ -136,6 +148,7 @@ def route_ingest(
         "collection": collection or settings.store.collection,
         "prune": prune,
         "reembed": reembed,
+        "allow_mass_delete": allow_mass_delete,
     }
     try:
         return run_deployment_for_result(name, params, INGEST_TIMEOUT_S)

@@ -6,6 +6,7 @@ import json
 import sys
 
 import typer
+from rich.console import Console
 from rich.table import Table
 
 from ragline.cli.common import console, fail, out, prepare_dataset_run
@@ -69,21 +70,41 @@ def names(comma_separated: str) -> list[str] | None:
 
 
 def print_rows(rows: list[dict]) -> None:
+    """One section per model type (the seed's four), its sample models, then its measured backends."""
+    from ragline.models.backend_table import MODEL_TYPES
+    from ragline.models.catalog import sample_models
+
     table = Table(title="ragline models bench (measured on this machine)", show_lines=True)
-    for column in ("kind", "backend", "model type", "strengths", "weaknesses", "best use", *MEASURED):
+    for column in ("model type", "sample models", "kind", "backend", "runtime", "strengths", "weaknesses"):
         table.add_column(column)
-    for row in rows:
-        measured = ["-" if row[c] is None else str(row[c]) for c in MEASURED]
-        table.add_row(
-            row["kind"],
-            row["backend"],
-            row["model type"],
-            row["strengths"],
-            row["weaknesses"],
-            row["best use"],
-            *measured,
-        )
-    out.print(table)
+    for column in ("best use", *MEASURED):
+        table.add_column(column)
+    for model_type in MODEL_TYPES:
+        members = [row for row in rows if row.get("type") == model_type.name]
+        if not members and model_type.purpose != "completion":
+            continue
+        samples = ", ".join(sample_models(model_type.purpose, quantized=True if not model_type.purpose else None))
+        table.add_section()
+        table.add_row(f"[bold]{model_type.name}[/]", samples, "", "", model_type.uses)
+        if model_type.purpose == "completion":
+            # Base models run on the instruct backends: their speed and memory are those rows'.
+            table.add_row("", "", "generator", "llama-cpp, transformers", "measured as chat / QA above")
+        for row in members:
+            measured = ["-" if row[c] is None else str(row[c]) for c in MEASURED]
+            table.add_row(
+                "",
+                row.get("sample models", "-"),
+                row["kind"],
+                row["backend"],
+                row["model type"],
+                row["strengths"],
+                row["weaknesses"],
+                row["best use"],
+                *measured,
+            )
+    # Piped output (CI logs, BENCHMARKS.md) gets room for the columns instead of an 80-column squeeze.
+    wide = Console(width=None if out.is_terminal else 260, soft_wrap=True)
+    wide.print(table)
     for row in rows:
         if row["status"] != "measured":
             out.print(f"{row['kind']} {row['backend']}: {row['status']}")

@@ -25,6 +25,7 @@ class Purpose(str, Enum):
     rag = "rag"
     chat = "chat"
     search = "search"
+    completion = "completion"
 
 
 class Priority(str, Enum):
@@ -46,16 +47,18 @@ def configured_backends(settings: RaglineSettings) -> dict:
         ("embedding", settings.embedding, backends.embedder_spec(settings)),
         ("instruct", settings.generation, backends.generator_spec(settings)),
     )
-    return {
+    configured = {
         role: {"model": section.model, "setting": section.backend, "backend": spec.backend}
         for role, section, spec in specs
     }
+    configured["instruct"]["n_gpu_layers"] = specs[1][2].n_gpu_layers  # "auto" decided (llama.cpp)
+    return configured
 
 
 @models_app.command("recommend")
 def recommend_command(
     purpose: Purpose = typer.Option(
-        Purpose.rag, help="rag: embedder + instruct model; chat: instruct; search: embedder."
+        Purpose.rag, help="rag: embedder + instruct model; chat: instruct; search: embedder; completion: base LLM."
     ),
     priority: Priority = typer.Option(None, help="accuracy | efficiency | offline (default: selection.priority)."),
     json_output: bool = typer.Option(False, "--json", help="Print the decision as JSON."),
@@ -74,15 +77,20 @@ def recommend_command(
     for pick in decision.picks:
         if pick.model:
             m = pick.model
-            details = f"{m.format} {m.quantization}, {m.memory_gb:.1f} GB, backend {m.backend}"
+            where = {"gpu": "on the GPU", "ram": "on the CPU", "unified": "on the Apple GPU"}.get(pick.pool, "remote")
+            details = f"{m.format} {m.quantization}, {m.memory_gb:.1f} GB, backend {m.backend} {where}"
             line = f"  {pick.role:9} {m.model_ref}  ({details})"
         else:
             line = f"  {pick.role:9} none: {pick.reason}"
         wide.print(line, highlight=False, markup=False)
-    wide.print(f"  memory    {decision.used_gb:.1f} GB of {decision.budget_gb:.1f} GB budget", highlight=False)
+    for pool in decision.pools.values():
+        line = f"  memory    {pool.name}: {pool.used_gb:.1f} GB of {pool.budget_gb:.1f} GB budget"
+        wide.print(line, highlight=False, markup=False)
     wide.print("\n[bold]With your settings[/] (backend = auto uses this decision)")
     for role, row in configured.items():
         line = f"  {role:9} {row['model']} -> backend {row['backend']} (setting: {row['setting']})"
+        if row["backend"] == "llama-cpp" and "n_gpu_layers" in row:
+            line += f", n_gpu_layers {row['n_gpu_layers']}"
         wide.print(line, highlight=False, markup=False)
 
 

@@ -10,6 +10,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from ragline.embedders.prompts import Prompts, choose, model_prompts
 from ragline.models import backend_table
 
 
@@ -49,6 +50,10 @@ class EmbedderSpec:
     max_seq_length: int = 256
     api_base: str | None = None
     api_key: str | None = None
+    # None: the model's own prompt (ragline/embedders/prompts.py); "" none.
+    query_prompt: str | None = None
+    document_prompt: str | None = None
+    trust_remote_code: bool = False
 
     @property
     def name(self) -> str:
@@ -87,13 +92,16 @@ class LazyModel:
 
 
 class LazyEmbedder(LazyModel):
-    """What every embedder shares: the spec, the name, dimensions known once loaded, one-text queries."""
+    """What every embedder shares: the spec, the name, dimensions known once loaded, and the
+    query/document prompts. A backend implements encode_texts(); prompts are applied here, so each
+    backend applies them the same way (sentence-transformers overrides encode() to use its own)."""
 
     def __init__(self, spec: EmbedderSpec):
         super().__init__()
         self.spec = spec
         self.name = spec.name
         self._dimensions = 0
+        self._model_prompts: Prompts | None = None  # a backend that reads them at load sets this
 
     @property
     def dimensions(self) -> int:
@@ -101,11 +109,27 @@ class LazyEmbedder(LazyModel):
         self.warm_up()
         return self._dimensions
 
+    @property
+    def prompts(self) -> Prompts:
+        """The spec's prompts, else the model's own (its config_sentence_transformers.json)."""
+        if self._model_prompts is None:
+            self._model_prompts = model_prompts(self.spec.model)
+        own = self._model_prompts
+        return Prompts(choose(self.spec.query_prompt, own.query), choose(self.spec.document_prompt, own.document))
+
     def embed_documents(self, texts: list[str]) -> np.ndarray:
-        raise NotImplementedError
+        self.warm_up()
+        return self.encode(list(texts), self.prompts.document)
 
     def embed_query(self, text: str) -> np.ndarray:
-        return self.embed_documents([text])[0]
+        self.warm_up()
+        return self.encode([text], self.prompts.query)[0]
+
+    def encode(self, texts: list[str], prompt: str) -> np.ndarray:
+        return self.encode_texts([prompt + text for text in texts] if prompt else texts)
+
+    def encode_texts(self, texts: list[str]) -> np.ndarray:
+        raise NotImplementedError
 
 
 def register_backend(name: str, target: str) -> None:

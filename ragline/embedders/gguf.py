@@ -17,12 +17,13 @@ from pathlib import Path
 import numpy as np
 
 from ragline.embedders.base import EmbedderSpec, LazyEmbedder, MissingDependencyError, ModelFormatError
+from ragline.models.hardware import usable_cpus
 from ragline.models.refs import resolve_model
 
 
 def gguf_threads() -> int:
     configured = os.environ.get("RAGLINE_GGUF_THREADS")
-    return int(configured) if configured else max(1, len(os.sched_getaffinity(0)))
+    return int(configured) if configured else usable_cpus()
 
 
 def _model_path(spec: EmbedderSpec) -> Path | str:
@@ -98,7 +99,7 @@ class GgufEmbedder(LazyEmbedder):
         llm._batch.reset()
         return vectors
 
-    def embed_documents(self, texts: list[str]) -> np.ndarray:
+    def encode_texts(self, texts: list[str]) -> np.ndarray:
         self.warm_up()
         out = np.zeros((len(texts), self._dimensions), dtype=np.float32)
         max_sequences = self.llm.context_params.n_seq_max

@@ -31,7 +31,7 @@ class MlxEmbedder(LazyEmbedder):
         # text_embeds: mean-pooled and L2-normalised by mlx-embeddings (sentence-transformers' recipe).
         return np.array(output.text_embeds, dtype=np.float32)
 
-    def embed_documents(self, texts: list[str]) -> np.ndarray:
+    def encode_texts(self, texts: list[str]) -> np.ndarray:
         self.warm_up()
         if not texts:
             return np.zeros((0, self._dimensions), dtype=np.float32)

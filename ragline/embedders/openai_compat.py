@@ -53,7 +53,7 @@ class OpenAICompatEmbedder(LazyEmbedder):
         # Not every server normalises (llama.cpp does not); cosine search expects unit vectors.
         return vectors / np.clip(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12, None)
 
-    def embed_documents(self, texts: list[str]) -> np.ndarray:
+    def encode_texts(self, texts: list[str]) -> np.ndarray:
         self.warm_up()
         if not texts:
             return np.zeros((0, self._dimensions), dtype=np.float32)

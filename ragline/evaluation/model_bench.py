@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -39,8 +38,20 @@ def profile(kind: str, backend: str) -> tuple[str, str, str, str]:
     return (p.model_type, p.strengths, p.weaknesses, p.best_use)
 
 
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+def peak_rss_mb(platform: str = sys.platform) -> float:
+    """Peak resident memory of this process in MiB (ru_maxrss is KiB on Linux, bytes on macOS;
+    Windows has no `resource` module: psutil's peak working set there)."""
+    try:
+        import resource
+    except ImportError:
+        try:
+            import psutil
+
+            return getattr(psutil.Process().memory_info(), "peak_wset", 0) / 2**20
+        except ImportError:
+            return 0.0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if platform == "darwin" else peak / 1024
 
 
 @dataclass

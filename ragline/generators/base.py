@@ -36,6 +36,7 @@ class GeneratorSpec:
     api_base: str | None = None
     api_key: str | None = None
     repeat_penalty: float = 1.0
+    device: str = "auto"  # transformers: auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:1, mps
 
 
 class LazyGenerator(LazyModel):

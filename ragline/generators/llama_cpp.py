@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Iterator
 
 from ragline.generators.base import GeneratorSpec, LazyGenerator, Message
+from ragline.models.hardware import usable_cpus
 from ragline.models.refs import resolve_model
 
 
 def _default_threads() -> int:
-    return max(1, len(os.sched_getaffinity(0)))
+    # The CPUs this process may use (sched_getaffinity where it exists; it does not on macOS).
+    return usable_cpus()
 
 
 class LlamaCppGenerator(LazyGenerator):
@@ -28,7 +29,8 @@ class LlamaCppGenerator(LazyGenerator):
         common = dict(
             n_ctx=spec.context_window,
             n_threads=spec.threads or _default_threads(),
-            n_gpu_layers=spec.n_gpu_layers,
+            # "auto" is decided when the spec is built (ragline.backends); a spec made by hand gets CPU.
+            n_gpu_layers=spec.n_gpu_layers if isinstance(spec.n_gpu_layers, int) else 0,
             verbose=False,
         )
         if location.local:

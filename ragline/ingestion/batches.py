@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from ragline import crashpoints
 from ragline.embedders import Embedder
+from ragline.parsing.chunking import valid_utf8
 from ragline.parsing.options import ParseOptions
 from ragline.parsing.pool import get_parser_pool
 from ragline.records import ParsedBatch, SourceFile
@@ -27,6 +28,8 @@ def parse_options(settings: RaglineSettings) -> ParseOptions:
         new_after_n_chars=c.new_after_n_chars,
         overlap=c.overlap,
         combine_text_under_n_chars=c.combine_text_under_n_chars,
+        memory_mb=settings.ingest.parser_memory_mb,
+        max_unzipped_mb=settings.ingest.max_unzipped_mb,
     )
 
 
@@ -70,6 +73,8 @@ def parse_files(files: list[SourceFile], settings: RaglineSettings) -> ParsedBat
     batch = ParsedBatch()
     for source_file, outcome in zip(files, outcomes, strict=True):
         crashpoints.reached("parse")
+        # A reason can quote the file's path; keep it valid UTF-8 for the report and the manifest.
+        outcome.report.reason = valid_utf8(outcome.report.reason)
         batch.chunks.extend(outcome.chunks)
         batch.reports.append(outcome.report)
         if outcome.report.status == "failed" and not outcome.content_failure:
@@ -77,11 +82,24 @@ def parse_files(files: list[SourceFile], settings: RaglineSettings) -> ParsedBat
     return batch
 
 
+def embed_chunks(chunks, embedder: Embedder) -> tuple:
+    """(dense vectors, BM25 sparse vectors) for the chunks; the expensive half of ingesting."""
+    texts = [chunk.text for chunk in chunks]
+    # BM25 vectors are stored with every chunk so any retrieval mode works without a re-ingest.
+    return embedder.embed_documents(texts), sparse_documents(texts)
+
+
+def store_embedded(chunks, embedded: tuple, store: VectorStore, collection: str, root: str) -> int:
+    """Upsert chunks with the vectors embed_chunks made for them (a separate step, so a store
+    error is retried without embedding again)."""
+    if not chunks:
+        return 0
+    vectors, sparse = embedded
+    store.upsert(collection, chunks, vectors, root, sparse=sparse)
+    return len(chunks)
+
+
 def embed_and_store(chunks, embedder: Embedder, store: VectorStore, collection: str, root: str) -> int:
     if not chunks:
         return 0
-    texts = [chunk.text for chunk in chunks]
-    vectors = embedder.embed_documents(texts)
-    # BM25 vectors are stored with every chunk so any retrieval mode works without a re-ingest.
-    store.upsert(collection, chunks, vectors, root, sparse=sparse_documents(texts))
-    return len(chunks)
+    return store_embedded(chunks, embed_chunks(chunks, embedder), store, collection, root)

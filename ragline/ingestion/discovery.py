@@ -10,6 +10,17 @@ older than the moment its hash was taken by more than the filesystem's timestamp
 a file rewritten within the same clock tick as its hashing keeps its mtime, so it is re-hashed.
 ctime cannot be set from user space (unlike mtime with `touch -d`), and a replaced file has a new
 inode, so edits that restore size and mtime are still seen.
+
+A run covers a *scope* (see `resolve_scope`): a root folder, and within it everything, one
+subfolder or one file. Sources are always relative to the root, so ingesting `docs/sub` or
+`docs/a.txt` into a collection that already holds `docs` updates the same documents, and the
+sync prunes only inside the scope. A listing that hit an error (an unreadable subfolder, an I/O
+error) is marked incomplete: the sync then deletes nothing (ragline/ingestion/plan.py).
+
+File names are bytes on POSIX; one that is not valid UTF-8 (`caf\\xe9.txt` in Latin-1) reaches
+Python with surrogate escapes, which no store payload can hold. `display_path` gives its readable,
+valid-UTF-8 form (`caf\\xe9.txt`, the byte written as an escape); that form is the document's source
+and id, stable from run to run, while the real path is kept for reading the file.
 """
 
 from __future__ import annotations
@@ -17,10 +28,11 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import os
+import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from ragline.records import FileReport, SourceFile
 
@@ -38,8 +50,52 @@ class KnownHash:
     hashed_ns: int
 
 
-class DiscoveryError(Exception):
+class DiscoveryError(ValueError):
     """The ingest root itself cannot be used (missing, not a folder, unreadable)."""
+
+
+def display_path(path: str | os.PathLike) -> str:
+    """`path` as valid UTF-8 text: bytes that are not UTF-8 (surrogate escapes) become `\\xNN`."""
+    text = os.fspath(path)
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return os.fsencode(text).decode("utf-8", "backslashreplace")
+
+
+def real_path(path: str | os.PathLike) -> str:
+    """The path a display form names: `path` itself when it exists, else with its `\\xNN`
+    escapes turned back into the bytes they stand for (a flow parameter from the CLI, the UI or
+    the API is JSON, which cannot hold the raw bytes)."""
+    text = os.fspath(path)
+    if os.path.lexists(text) or "\\x" not in text:
+        return text
+    raw = re.sub(rb"\\x([0-9a-fA-F]{2})", lambda m: bytes([int(m.group(1), 16)]), text.encode("utf-8"))
+    candidate = os.fsdecode(raw)
+    return candidate if os.path.lexists(candidate) else text
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What one run covers: `root` (what the store records, display form), the real root folder
+    `root_path`, the real `path` given, and `within`: "" (the whole root), "sub/dir/" (a
+    subfolder) or "a.txt" (one file), relative to the root."""
+
+    root: str
+    root_path: str
+    path: str
+    within: str = ""
+
+    def covers(self, source: str) -> bool:
+        if not self.within:
+            return True
+        if self.within.endswith("/"):
+            return source.startswith(self.within)
+        return source == self.within
+
+    def describe(self) -> str:
+        return f"{self.root}/{self.within}" if self.within else self.root
 
 
 @dataclass
@@ -47,6 +103,8 @@ class Discovery:
     root: str
     files: list[SourceFile] = field(default_factory=list)
     reports: list[FileReport] = field(default_factory=list)
+    # Folders (or files) the listing could not read: the listing is incomplete, nothing is pruned.
+    listing_errors: list[str] = field(default_factory=list)
 
 
 def matches(rel_path: str, patterns: list[str]) -> bool:
@@ -73,12 +131,41 @@ def file_type_of(path: str) -> str:
 
 
 def check_root(root: str | Path) -> Path:
-    path = Path(root).expanduser()
+    if not str(root).strip() or "\x00" in str(root):
+        raise DiscoveryError(f"{display_path(root)!r} is not a path: pass a folder (or file) that holds documents.")
+    path = Path(real_path(Path(root).expanduser()))
+    shown = display_path(path)
     if not path.exists():
-        raise DiscoveryError(f"{path} does not exist: pass a folder (or file) that holds documents.")
+        raise DiscoveryError(f"{shown} does not exist: pass a folder (or file) that holds documents.")
     if not os.access(path, os.R_OK):
-        raise DiscoveryError(f"{path} is not readable: check its permissions (chmod +r).")
+        raise DiscoveryError(f"{shown} is not readable: check its permissions (chmod +r).")
+    if not (path.is_dir() or path.is_file()):
+        raise DiscoveryError(f"{shown} is neither a folder nor a regular file: pass a folder of documents.")
     return path.resolve()
+
+
+def resolve_scope(path: str | Path, known_roots: list[str] = ()) -> Scope:
+    """The scope of a run given `path`: inside a root the collection already has (the deepest
+    one holding it), or `path` itself as a new root (a file's parent folder, for a file)."""
+    target = check_root(path)
+    shown = PurePosixPath(display_path(target))
+    holders = [PurePosixPath(r) for r in known_roots if shown == PurePosixPath(r) or shown.is_relative_to(r)]
+    if holders:
+        root = max(holders, key=lambda r: len(r.parts))
+        rel = shown.relative_to(root).as_posix()
+        if target.is_file() and rel == ".":
+            raise DiscoveryError(
+                f"{target} is a file, but the collection holds it as a folder of documents: "
+                "restore the folder, or ingest into another collection (--collection NAME)."
+            )
+        root_path = target
+        for _ in shown.relative_to(root).parts:
+            root_path = root_path.parent
+        within = "" if rel == "." else (rel if target.is_file() else rel + "/")
+        return Scope(str(root), str(root_path), str(target), within)
+    if target.is_file():
+        return Scope(display_path(target.parent), str(target.parent), str(target), display_path(target.name))
+    return Scope(display_path(target), str(target), str(target))
 
 
 def has_candidates(root: str | Path, include: list[str], exclude: list[str]) -> bool:
@@ -92,12 +179,6 @@ def has_candidates(root: str | Path, include: list[str], exclude: list[str]) -> 
             if matches(rel, include) and not matches(rel, exclude):
                 return True
     return False
-
-
-def root_of(root: str | Path) -> str:
-    """The folder that sources are relative to: `root` itself, or a file's parent folder."""
-    root_path = check_root(root)
-    return str(root_path.parent if root_path.is_file() else root_path)
 
 
 def fingerprint_of(stat: os.stat_result) -> str:
@@ -119,39 +200,71 @@ def discover(
     exclude: list[str],
     max_file_mb: float,
     known: Mapping[str, KnownHash] | None = None,
+    scope: Scope | None = None,
 ) -> Discovery:
     """List candidate files under `root` (or `root` itself when it is a file), hashed.
 
     `known` maps sources to what an earlier run recorded; their hashes are reused when valid.
+    With `scope`, `root` is ignored: the scope's path is listed, with sources relative to its root.
     """
-    root_path = check_root(root)
-    known = known or {}
-    if root_path.is_file():
-        found = Discovery(root=str(root_path.parent))
-        _add_file(found, root_path, root_path.parent, max_file_mb, known)
-        return found
-    found = Discovery(root=str(root_path))
-    for dirpath, dirnames, filenames in os.walk(root_path, followlinks=False, onerror=None):
-        dirnames.sort()
-        for name in list(dirnames):
-            full = Path(dirpath) / name
-            rel = full.relative_to(root_path).as_posix()
-            if matches(rel + "/", exclude) or matches(rel, exclude):
-                dirnames.remove(name)
-            elif full.is_symlink():
-                found.reports.append(FileReport(rel, "skipped", reason="symlinked folder: not followed"))
-        for name in sorted(filenames):
-            full = Path(dirpath) / name
-            rel = full.relative_to(root_path).as_posix()
-            if matches(rel, include) and not matches(rel, exclude):
-                _add_file(found, full, root_path, max_file_mb, known)
+    scope = scope or resolve_scope(root)
+    path, root_path = Path(scope.path), Path(scope.root_path)
+    if not path.exists():
+        raise DiscoveryError(f"{scope.path} disappeared during the run: nothing was deleted; re-run when it is back.")
+    found = Discovery(root=scope.root)
+    lister = _Lister(found, root_path, include, exclude, max_file_mb, known or {})
+    if path.is_file():
+        lister.add(path)
+    else:
+        lister.walk(path)
     return found
+
+
+class _Lister:
+    """Walks a folder into a Discovery; a folder it cannot read is recorded, never skipped silently."""
+
+    def __init__(self, found: Discovery, root_path: Path, include, exclude, max_file_mb: float, known) -> None:
+        self.found, self.root_path = found, root_path
+        self.include, self.exclude, self.max_file_mb, self.known = include, exclude, max_file_mb, known
+        self.sources: dict[str, str] = {}
+
+    def walk(self, folder: Path) -> None:
+        for dirpath, dirnames, filenames in os.walk(folder, followlinks=False, onerror=self.listing_error):
+            dirnames.sort()
+            for name in list(dirnames):
+                full = Path(dirpath) / name
+                rel = self.rel(full)
+                if matches(rel + "/", self.exclude) or matches(rel, self.exclude):
+                    dirnames.remove(name)
+                elif full.is_symlink():
+                    self.found.reports.append(FileReport(rel, "skipped", reason="symlinked folder: not followed"))
+            for name in sorted(filenames):
+                full = Path(dirpath) / name
+                rel = self.rel(full)
+                if matches(rel, self.include) and not matches(rel, self.exclude):
+                    self.add(full)
+
+    def listing_error(self, exc: OSError) -> None:
+        where = display_path(exc.filename or "?")
+        self.found.listing_errors.append(f"{where}: {exc.strerror or exc}")
+
+    def rel(self, full: Path) -> str:
+        return display_path(full.relative_to(self.root_path).as_posix())
+
+    def add(self, full: Path) -> None:
+        rel = self.rel(full)
+        if rel in self.sources:  # two raw names with one display form: keep the first, say so
+            reason = f"its name reads the same as {display_path(self.sources[rel])!r}; rename one of them"
+            self.found.reports.append(FileReport(rel, "skipped", reason=reason))
+            return
+        self.sources[rel] = str(full)
+        _add_file(self.found, full, self.root_path, self.max_file_mb, self.known)
 
 
 def _add_file(
     found: Discovery, full: Path, root_path: Path, max_file_mb: float, known: Mapping[str, KnownHash]
 ) -> None:
-    rel = full.relative_to(root_path).as_posix()
+    rel = display_path(full.relative_to(root_path).as_posix())
     reason = _unusable_reason(full, root_path, max_file_mb)
     if reason:
         found.reports.append(FileReport(rel, "skipped", reason=reason))
@@ -173,7 +286,7 @@ def _add_file(
         found.reports.append(FileReport(rel, "failed", reason=f"cannot read file: {exc.strerror}"))
         return
     found.files.append(
-        SourceFile(str(full), rel, stat.st_size, digest, file_type_of(rel), fingerprint_of(stat), hashed_ns)
+        SourceFile(str(full), rel, stat.st_size, digest, file_type_of(rel), fingerprint_of(stat), hashed_ns, found.root)
     )
 
 

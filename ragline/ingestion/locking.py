@@ -10,13 +10,14 @@ flock locks belong to an open file, so two runs in one process (threads) exclude
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import os
 import re
 import time
 from contextlib import contextmanager
 from pathlib import Path
+
+from ragline import file_locks
 
 POLL_S = 0.2
 logger = logging.getLogger(__name__)
@@ -32,11 +33,7 @@ def lock_file(data_dir: str | Path, collection: str) -> Path:
 
 
 def _try_lock(handle) -> bool:
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        return True
-    except BlockingIOError:
-        return False
+    return file_locks.try_lock_exclusive(handle)
 
 
 def _holder(path: Path) -> str:
@@ -74,6 +71,7 @@ def ingest_lock(data_dir: str | Path, collection: str, timeout_s: float):
         handle.truncate()
         handle.write(f"{os.getpid()}\n")
         handle.flush()
+        logger.info("took the ingest lock of collection %s (%s)", collection, path)
         yield path
     finally:
         handle.close()  # closing the last descriptor releases the flock

@@ -17,6 +17,9 @@ from typing import Literal
 
 Role = Literal["embedding", "instruct"]
 ROLE_WORDS = {"embedding": "embedding", "instruct": "generation"}  # as error messages say it
+# Catalog purposes that run on another role's backends: a base (completion) model is loaded and
+# run by the same generators as an instruct model, only prompted without a chat template.
+PURPOSE_ROLES: dict[str, Role] = {"embedding": "embedding", "instruct": "instruct", "completion": "instruct"}
 
 # What a model reference can be (ragline.models.selection.reference_kinds finds them):
 #   endpoint          an OpenAI-compatible API (`api_base` is set)
@@ -56,6 +59,9 @@ class Backend:
     devices: tuple[str, ...] = ()  # cpu, cuda, apple (Metal), remote
     extra: str | None = None  # the pip extra its packages come from; None: ragline's core dependencies
     profile: Profile | None = None
+    # `auto` picks it only on Apple Silicon: MLX also runs on Linux (mlx[cpu]), but on reference BLAS.
+    apple_only: bool = False
+    quantized: bool = False  # runs quantized weights (the model-type grouping of `models bench`)
 
     @property
     def install_hint(self) -> str:
@@ -95,6 +101,8 @@ _ROWS = (
         devices=("apple", "cpu"),
         extra="mlx",
         profile=MLX,
+        apple_only=True,
+        quantized=True,
     ),
     # Listed before `onnx`: the catalog's ONNX entries are the int8 exports.
     Backend(
@@ -105,6 +113,7 @@ _ROWS = (
         opens=("tokenizer-folder",),
         devices=("cpu",),
         extra="onnx",
+        quantized=True,
         profile=Profile(
             "ONNX Runtime, int8 quantized",
             "smallest and fastest on CPU",
@@ -135,6 +144,7 @@ _ROWS = (
         opens=("gguf",),
         devices=("cpu",),
         extra="gguf",
+        quantized=True,
         profile=Profile(
             "llama.cpp GGUF",
             "one runtime for embedding and generation; quantized",
@@ -151,20 +161,23 @@ _ROWS = (
         devices=("remote",),
         profile=API,
     ),
+    # First among the hub and folder loaders: a hub ID that does not say GGUF or mlx-community is
+    # most likely full-precision weights. It loads a GGUF file too (de-quantized), when named.
     Backend(
         "transformers",
         "instruct",
-        None,
+        "ragline.generators.transformers:TransformersGenerator",
         formats=("hf",),
-        devices=("cuda",),
+        opens=("folder", "hub"),
+        devices=("cuda", "apple", "cpu"),
+        extra="transformers",
         profile=Profile(
-            "Hugging Face transformers",
-            "full precision; any hub model",
-            "no ragline backend yet: serve it with vLLM or TGI and use `openai`",
-            "large GPUs",
+            "Hugging Face transformers (bf16/fp16 on GPU)",
+            "full precision; any hub model; chat template from the model",
+            "a 7B model needs ~16 GB of GPU memory; slow on CPU",
+            "large GPUs; quality baseline",
         ),
     ),
-    # mlx-lm first among the hub loaders: a hub ID that does not say GGUF is most likely weights it converts.
     Backend(
         "mlx-lm",
         "instruct",
@@ -174,14 +187,17 @@ _ROWS = (
         devices=("apple", "cpu"),
         extra="mlx",
         profile=MLX,
+        apple_only=True,
+        quantized=True,
     ),
     Backend(
         "llama-cpp",
         "instruct",
         "ragline.generators.llama_cpp:LlamaCppGenerator",
         formats=("gguf",),
-        opens=("gguf", "hub"),
+        opens=("gguf",),  # a hub ID must name a GGUF repo or file (transformers/mlx-lm take the others)
         devices=("cpu", "cuda", "apple"),
+        quantized=True,
         profile=Profile(
             "llama.cpp GGUF generator",
             "runs quantized LLMs on CPU, offloads to GPU",
@@ -199,6 +215,33 @@ _ROWS = (
         profile=API,
     ),
 )
+
+
+@dataclass(frozen=True)
+class ModelType:
+    """One of the seed's four model types, the groups of `ragline models bench`."""
+
+    name: str
+    purpose: str  # the catalog purpose its sample models come from ("" for the quantized group)
+    uses: str
+
+
+MODEL_TYPES = (
+    ModelType("chat / QA (instruct)", "instruct", "answers questions, follows instructions; the RAG answer model"),
+    ModelType("embedding", "embedding", "search, recommendation, RAG retrieval"),
+    ModelType("general LLM (completion)", "completion", "continues text; base models, no chat template"),
+    ModelType("quantized (GGUF, int8, 4-bit MLX)", "", "the same models in less memory, for CPUs, small GPUs, Macs"),
+)
+
+
+def model_type(role: str, name: str) -> ModelType:
+    """The model type a backend's bench row belongs to: quantized runtimes form their own group."""
+    entry = lookup(role, name)
+    if entry is not None and entry.quantized:
+        return MODEL_TYPES[3]
+    return MODEL_TYPES[0] if role == "instruct" else MODEL_TYPES[1]
+
+
 # (role, name) -> Backend, in the order above; register() appends.
 BACKENDS: dict[tuple[str, str], Backend] = {(row.role, row.name): row for row in _ROWS}
 
@@ -216,6 +259,7 @@ def lookup(role: str, name: str) -> Backend | None:
 
 
 def for_role(role: str) -> list[Backend]:
+    role = PURPOSE_ROLES.get(role, role)
     return [entry for (entry_role, _), entry in BACKENDS.items() if entry_role == role]
 
 
@@ -229,9 +273,14 @@ def loadable(role: str) -> list[str]:
     return sorted(entry.name for entry in for_role(role) if entry.loader)
 
 
-def opening(role: str, kinds: set[str]) -> tuple[str, ...]:
-    """The loadable backends that can open a reference of these kinds, most general first."""
-    return tuple(entry.name for entry in for_role(role) if entry.loader and kinds & set(entry.opens))
+def opening(role: str, kinds: set[str], apple_silicon: bool = True) -> tuple[str, ...]:
+    """The loadable backends that can open a reference of these kinds, most general first
+    (without the Apple-only ones on another machine)."""
+    return tuple(
+        entry.name
+        for entry in for_role(role)
+        if entry.loader and kinds & set(entry.opens) and (apple_silicon or not entry.apple_only)
+    )
 
 
 def loader_class(role: Role, name: str) -> type:

@@ -1,8 +1,9 @@
 """What this machine (or the deploy target described in settings) can run.
 
-Detection is cheap and import-free: `nvidia-smi` for CUDA GPUs (no torch import), sysconf and
-/proc/meminfo for memory. Every field can be overridden in settings (`[hardware]`), for tests and
-for deploy targets that differ from the machine running the CLI.
+Detection is cheap and import-free: `nvidia-smi` for CUDA GPUs (no torch import), psutil (else
+sysconf and /proc/meminfo, or sysctl/vm_stat on macOS) for memory. It runs on Linux, macOS and
+Windows: every platform-specific call has a fallback. Every field can be overridden in settings
+(`[hardware]`), for tests and for deploy targets that differ from the machine running the CLI.
 """
 
 from __future__ import annotations
@@ -37,10 +38,16 @@ class Hardware:
     arch: str  # "x86_64", "arm64", ...
     ram_gb: float
     available_ram_gb: float
-    cores: int
+    cores: int  # logical CPUs this process may use
     gpus: tuple[Gpu, ...] = ()
     cloud_allowed: bool = False
     overridden: tuple[str, ...] = field(default=())
+    physical_cores: int | None = None  # None: same as cores
+
+    @property
+    def compute_cores(self) -> int:
+        """Physical cores: what CPU inference scales with (hyper-threads share the arithmetic units)."""
+        return self.physical_cores or self.cores
 
     @property
     def apple_silicon(self) -> bool:
@@ -52,7 +59,10 @@ class Hardware:
 
     def describe(self) -> str:
         parts = [f"{self.os} {self.arch}" + (" (Apple Silicon)" if self.apple_silicon else "")]
-        parts.append(f"{self.cores} CPU cores")
+        cores = f"{self.cores} CPU cores"
+        if self.compute_cores != self.cores:
+            cores += f" ({self.compute_cores} physical)"
+        parts.append(cores)
         parts.append(f"{self.ram_gb:.1f} GB RAM ({self.available_ram_gb:.1f} GB available)")
         if self.gpus:
             parts.extend(f"GPU {g.name} {g.memory_gb:.0f} GB ({g.usable_gb:.1f} GB free)" for g in self.gpus)
@@ -87,29 +97,114 @@ def detect_gpus() -> tuple[Gpu, ...]:
     return tuple(gpus)
 
 
+def usable_cpus() -> int:
+    """Logical CPUs this process may run on: its affinity where the OS has one (Linux), else all."""
+    affinity = getattr(os, "sched_getaffinity", None)  # absent on macOS and Windows
+    if affinity is not None:
+        try:
+            return max(1, len(affinity(0)))
+        except OSError:
+            pass
+    return max(1, os.cpu_count() or 1)
+
+
+def physical_cores() -> int:
+    """Physical cores among the usable CPUs (the logical count scaled by cores per thread)."""
+    usable, logical = usable_cpus(), os.cpu_count() or 1
+    try:
+        import psutil
+
+        physical = psutil.cpu_count(logical=False)
+    except Exception:  # psutil missing (it is not a ragline dependency), or no answer on this OS
+        physical = None
+    if not physical:
+        physical = _sysctl_int("hw.physicalcpu") or logical
+    return max(1, min(usable, round(usable * physical / logical)))
+
+
+def _sysctl_int(name: str) -> int | None:
+    """A macOS/BSD sysctl number, or None elsewhere."""
+    sysctl = shutil.which("sysctl")
+    if not sysctl:
+        return None
+    try:
+        done = subprocess.run([sysctl, "-n", name], capture_output=True, text=True, timeout=5)
+        return int(done.stdout.strip()) if done.returncode == 0 else None
+    except (OSError, ValueError, subprocess.TimeoutExpired):
+        return None
+
+
 def _memory_gb() -> tuple[float, float]:
-    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / GIB
-    available = total
+    """(total, available) RAM in GB on any OS."""
+    try:
+        import psutil
+
+        memory = psutil.virtual_memory()
+        return memory.total / GIB, memory.available / GIB
+    except Exception:  # psutil missing: the platform's own interfaces
+        pass
+    total = _total_memory_bytes() / GIB
+    available = _linux_available_bytes() or _macos_available_bytes()
+    return total, (available / GIB if available else total)
+
+
+def _total_memory_bytes() -> float:
+    sysconf = getattr(os, "sysconf", None)  # absent on Windows
+    if sysconf is not None:
+        try:
+            return float(sysconf("SC_PAGE_SIZE") * sysconf("SC_PHYS_PAGES"))
+        except (OSError, ValueError):
+            pass
+    return float(_sysctl_int("hw.memsize") or 0)
+
+
+def _linux_available_bytes() -> float | None:
     try:
         with open("/proc/meminfo") as meminfo:
             for line in meminfo:
                 if line.startswith("MemAvailable:"):
-                    available = int(line.split()[1]) * 1024 / GIB
-    except OSError:  # macOS has no /proc; total is the best cheap estimate there
+                    return int(line.split()[1]) * 1024.0
+    except OSError:
         pass
-    return total, available
+    return None
+
+
+def _macos_available_bytes() -> float | None:
+    """Free + inactive + speculative pages from vm_stat: what macOS hands out without swapping."""
+    vm_stat = shutil.which("vm_stat")
+    if not vm_stat:
+        return None
+    try:
+        text = subprocess.run([vm_stat], capture_output=True, text=True, timeout=5).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return parse_vm_stat(text)
+
+
+def parse_vm_stat(text: str) -> float | None:
+    lines = text.splitlines()
+    if not lines or "page size of" not in lines[0]:
+        return None
+    page = int(lines[0].split("page size of")[1].split()[0])
+    counts = {}
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        if value.strip().rstrip(".").isdigit():
+            counts[name.strip()] = int(value.strip().rstrip("."))
+    pages = sum(counts.get(f"Pages {kind}", 0) for kind in ("free", "inactive", "speculative"))
+    return float(pages * page) if pages else None
 
 
 def detect_hardware() -> Hardware:
     total, available = _memory_gb()
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     return Hardware(
         os=platform.system().lower(),
         arch=_normalise_arch(platform.machine()),
         ram_gb=total,
         available_ram_gb=available,
-        cores=cores,
+        cores=usable_cpus(),
         gpus=detect_gpus(),
+        physical_cores=physical_cores(),
     )
 
 
@@ -125,7 +220,7 @@ def apply_overrides(detected: Hardware, overrides: HardwareSettings | None) -> H
     if overrides is None:
         return detected
     changes: dict = {}
-    for name in ("os", "arch", "cores"):
+    for name in ("os", "arch", "cores", "physical_cores"):
         if getattr(overrides, name, None) is not None:
             changes[name] = getattr(overrides, name)
     if getattr(overrides, "ram_gb", None) is not None:
@@ -137,7 +232,10 @@ def apply_overrides(detected: Hardware, overrides: HardwareSettings | None) -> H
         changes["cloud_allowed"] = True
     if "arch" in changes:
         changes["arch"] = _normalise_arch(changes["arch"])
-    return replace(detected, **changes, overridden=tuple(sorted(changes)))
+    overridden = tuple(sorted(changes))
+    if "cores" in changes and "physical_cores" not in changes:
+        changes["physical_cores"] = None  # a described machine's cores are its physical cores
+    return replace(detected, **changes, overridden=overridden)
 
 
 def hardware_from_settings(settings: RaglineSettings) -> Hardware:

@@ -11,9 +11,12 @@ from ragline.records import Chunk, SourceFile
 CHUNK_NAMESPACE = uuid.UUID("5b1c63a0-5a0e-4b7f-9c39-7f2f0c1e9a11")
 
 
-def chunk_id_for(source: str, chunk_index: int, text: str) -> str:
+def chunk_id_for(source: str, chunk_index: int, text: str, root: str = "") -> str:
+    """A stable point id; the ingest root is part of it, so that `a.txt` of two roots in one
+    collection are two points (ids of root-less chunks, e.g. evaluation corpora, are unchanged)."""
     text_hash = hashlib.sha256(text.encode("utf-8")).hexdigest()
-    return str(uuid.uuid5(CHUNK_NAMESPACE, f"{source}\x00{chunk_index}\x00{text_hash}"))
+    key = f"{source}\x00{chunk_index}\x00{text_hash}"
+    return str(uuid.uuid5(CHUNK_NAMESPACE, f"{root}\x00{key}" if root else key))
 
 
 def chunk_elements(
@@ -56,9 +59,18 @@ def chunk_elements(
     return chunks
 
 
+def valid_utf8(text: str | None) -> str | None:
+    """`text` without lone surrogates (a parser can decode bytes into them): stores, tokenizers
+    and JSON all need valid UTF-8."""
+    if text is None:
+        return None
+    return text.encode("utf-8", "replace").decode("utf-8")
+
+
 def _chunk(source_file: SourceFile, index: int, text: str, piece, section_title: str | None) -> Chunk:
+    text, section_title = valid_utf8(text), valid_utf8(section_title)
     return Chunk(
-        chunk_id=chunk_id_for(source_file.source, index, text),
+        chunk_id=chunk_id_for(source_file.source, index, text, source_file.root),
         source=source_file.source,
         doc_hash=source_file.sha256,
         chunk_index=index,

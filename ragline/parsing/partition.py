@@ -115,6 +115,8 @@ def partition_file(
         raise ParseError(_reason(exc)) from exc
     except PermissionError as exc:
         raise ParseError("permission denied: the file is not readable by this user", transient=True) from exc
+    except MemoryError:
+        raise  # over the parser's memory limit: ragline.parsing.worker names the setting
     except Exception as exc:  # unstructured raises many types; all end as a reported reason
         raise ParseError(_reason(exc)) from exc
 

@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 from ragline.parsing.chunking import chunk_elements
+from ragline.parsing.limits import cap_memory, check_unzipped_size
 from ragline.parsing.options import ParseOptions, ParseOutcome
 from ragline.parsing.partition import ParseError, partition_file, prepare_unstructured
 from ragline.records import Chunk, FileReport, SourceFile
@@ -41,6 +42,15 @@ def parse_one(source_file: SourceFile, options: ParseOptions) -> ParseOutcome:
     started = time.perf_counter()
     try:
         chunks = _chunks_of(source_file, options)
+    except MemoryError:
+        reason = (
+            f"parsing needed more than the {options.memory_mb} MB a parser may use (ingest.parser_memory_mb); "
+            "raise the limit, or split or convert the file"
+        )
+        return ParseOutcome(
+            FileReport(source_file.source, "failed", reason=reason, seconds=seconds_since(started)),
+            content_failure=True,
+        )
     except ParseError as exc:
         report = FileReport(source_file.source, "failed", reason=str(exc), seconds=seconds_since(started))
         return ParseOutcome(report, content_failure=not exc.transient)
@@ -61,6 +71,7 @@ def parse_one(source_file: SourceFile, options: ParseOptions) -> ParseOutcome:
 def _chunks_of(source_file: SourceFile, options: ParseOptions) -> list[Chunk]:
     if source_file.file_type == "eml" and _email_is_encrypted(source_file.path):
         return []
+    check_unzipped_size(source_file.path, options.max_unzipped_mb)
     with _readable_copy(source_file) as path:
         elements = partition_file(path, options.strategy, options.spacy_model)
     o = options
@@ -71,17 +82,34 @@ def _chunks_of(source_file: SourceFile, options: ParseOptions) -> list[Chunk]:
 
 @contextlib.contextmanager
 def _readable_copy(source_file: SourceFile):
-    """The file itself, or a UTF-8 copy of a UTF-16/32 text file its partitioner would misread."""
+    """The file itself, or a UTF-8 copy of a UTF-16/32 text file its partitioner would misread,
+    or a link with a plain name to a file whose path is not valid UTF-8 (unstructured encodes
+    the path as UTF-8 and would fail on it)."""
     encoding = _bom_encoding(source_file.path) if source_file.file_type in TRANSCODE_TYPES else None
-    if encoding is None:
+    if encoding is None and _utf8_path(source_file.path):
         yield source_file.path
         return
-    suffix = Path(source_file.path).suffix or ".txt"
+    suffix = f".{source_file.file_type}" if source_file.file_type.isalnum() else ""
+    if encoding is None:
+        with tempfile.TemporaryDirectory(prefix="ragline-name-") as tmp:
+            link = Path(tmp) / f"document{suffix}"
+            link.symlink_to(source_file.path)
+            yield str(link)
+        return
+    suffix = suffix if suffix and suffix != ".none" else ".txt"
     with tempfile.TemporaryDirectory(prefix="ragline-transcode-") as tmp:
         copy = Path(tmp) / f"document{suffix}"
         text = Path(source_file.path).read_bytes().decode(encoding, errors="replace").lstrip("\ufeff")
         copy.write_text(text, encoding="utf-8")
         yield str(copy)
+
+
+def _utf8_path(path: str) -> bool:
+    try:
+        path.encode("utf-8")
+        return True
+    except UnicodeEncodeError:
+        return False
 
 
 def _bom_encoding(path: str) -> str | None:
@@ -142,6 +170,7 @@ def _pdf_is_encrypted(path: str) -> bool:
 def serve(conn, options: ParseOptions) -> None:
     """Answer parse requests until the pool closes the pipe or sends None."""
     _die_with_parent()
+    cap_memory(options.memory_mb)
     while True:
         try:
             job = conn.recv()

@@ -8,17 +8,22 @@ from ragline.settings import RaglineSettings
 from ragline.store.base import (
     CollectionInfo,
     EmbedderMismatchError,
+    InvalidCollectionNameError,
     SearchFilter,
     SparseVector,
     VectorStore,
+    check_collection_name,
 )
 
 __all__ = [
     "CollectionInfo",
     "EmbedderMismatchError",
+    "InvalidCollectionNameError",
     "SearchFilter",
     "SparseVector",
     "VectorStore",
+    "check_collection_name",
+    "check_store_settings",
     "close_stores",
     "collection_for",
     "open_store",
@@ -43,9 +48,22 @@ def collection_for(embedder, name: str) -> CollectionInfo:
     return CollectionInfo(name=name, embedder=embedder.name, dimensions=embedder.dimensions)
 
 
+def check_store_settings(settings: RaglineSettings) -> None:
+    """Refuse settings that would silently store somewhere else than meant (ValueError)."""
+    store = settings.store
+    if store.kind == "qdrant" and not store.url and store.path is None:
+        raise ValueError(
+            'store.kind = "qdrant" needs store.url, the Qdrant server to use (RAGLINE_STORE__URL='
+            "http://host:6333); or set store.path to use qdrant-client's local mode in that folder, "
+            'or store.kind = "edge" for the embedded engine'
+        )
+    check_collection_name(store.collection)
+
+
 def open_store(settings: RaglineSettings) -> VectorStore:
     """The store the settings name, opened once per process (embedded engines are single-owner)."""
     store = settings.store
+    check_store_settings(settings)
     location = str(settings.store_path) if store.kind == "edge" else (store.url or str(settings.store_path))
     api_key = store.api_key.get_secret_value() if store.api_key else None
     key = (store.kind, location, api_key, store.shard_number, store.replication_factor)

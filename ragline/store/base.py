@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
@@ -13,6 +14,27 @@ from ragline.records import Chunk, DocumentRecord, Hit
 
 # Payload fields with a keyword index: they are what filters and sync bookkeeping match on.
 KEYWORD_FIELDS = ("source", "file_type", "doc_hash", "root")
+
+
+# A collection name becomes a folder of the embedded store and a Qdrant collection: one path
+# component of safe characters (no "/", no "..", no leading dot). Names users give are at most
+# 100 characters, which leaves room for the suffixes ragline adds (`__build-<hash>__manifest`).
+NAME_CHARACTERS = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+MAX_NAME = 100
+MAX_STORED_NAME = 200
+
+
+class InvalidCollectionNameError(ValueError):
+    """A collection name that is not a single safe name (e.g. `../x`)."""
+
+
+def check_collection_name(name: str, max_length: int = MAX_NAME) -> str:
+    if not isinstance(name, str) or len(name) > max_length or not NAME_CHARACTERS.fullmatch(name):
+        raise InvalidCollectionNameError(
+            f"collection name {str(name)[:120]!r} is not allowed: use 1 to {MAX_NAME} letters, digits, "
+            "'_', '-' or '.', starting with a letter or digit (e.g. --collection team-docs)"
+        )
+    return name
 
 
 class EmbedderMismatchError(RuntimeError):
@@ -106,6 +128,12 @@ class VectorStore(Protocol):
 
     def remove_document(self, collection: str, root: str, source: str) -> None: ...
 
+    def documents_per_root(self, collection: str) -> dict[str, int]: ...
+
+    # Make `collection` (and its manifest) the finished `build` in one atomic step, then drop the
+    # collection's previous data (ragline/ingestion/rebuild.py).
+    def switch_collection(self, collection: str, build: str) -> None: ...
+
     def search(
         self,
         collection: str,
@@ -146,6 +174,22 @@ class SearchableStore(ABC):
         with self._lock:
             points = self._query_points(collection, vector, sparse, k, filters, mode, fusion)
         return [Hit(str(p.id), float(p.score), dict(p.payload or {})) for p in points]
+
+
+def utf8_payload(payload: dict) -> dict:
+    """The payload with every string made valid UTF-8 (lone surrogates replaced): the engines
+    reject such strings, and one odd file name must never stop a whole collection's sync."""
+    return {key: _utf8(value) for key, value in payload.items()}
+
+
+def _utf8(value):
+    if isinstance(value, str):
+        return value.encode("utf-8", "replace").decode("utf-8")
+    if isinstance(value, list):
+        return [_utf8(item) for item in value]
+    if isinstance(value, dict):
+        return utf8_payload(value)
+    return value
 
 
 def check_compatible(existing: CollectionInfo, wanted: CollectionInfo) -> CollectionInfo:

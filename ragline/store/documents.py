@@ -22,6 +22,7 @@ from typing import Any, NamedTuple
 
 from ragline import crashpoints
 from ragline.records import DocumentRecord
+from ragline.store.base import utf8_payload
 from ragline.store.manifest import record_point_id
 
 PAGE = 1000
@@ -96,6 +97,16 @@ class DocumentSync(ABC):
             records = self._scroll(target, [("root", root)], True, False)
         return {r.payload["source"]: DocumentRecord.from_payload(r.payload) for r in records}
 
+    def documents_per_root(self, collection: str) -> dict[str, int]:
+        """root -> number of documents recorded under it: the ingest roots the collection holds."""
+        with self._lock:
+            target = self._manifest_target(collection, create=False)
+            records = [] if target is None else self._scroll(target, None, ["root"], False)
+        roots: dict[str, int] = {}
+        for record in records:
+            roots[record.payload["root"]] = roots.get(record.payload["root"], 0) + 1
+        return roots
+
     def chunk_counts(self, collection: str, root: str) -> dict[str, dict[str, int]]:
         """source -> {content hash: number of chunks} for every point of `collection` under `root`."""
         counts: dict[str, dict[str, int]] = {}
@@ -114,7 +125,7 @@ class DocumentSync(ABC):
         """Upsert manifest records as they are (no chunk changes)."""
         if not records:
             return
-        points = [StoredPoint(record_point_id(root, r.source), {}, r.payload(root)) for r in records]
+        points = [StoredPoint(record_point_id(root, r.source), {}, utf8_payload(r.payload(root))) for r in records]
         with self._lock:
             target = self._manifest_target(collection, create=True)
             self._upsert_points(target, points)

@@ -4,33 +4,45 @@ Chosen as the default over qdrant-client's local mode: it indexes (HNSW) and ups
 points per second where the local mode manages ~150, and it speaks Qdrant's filter and query
 model, so moving to a server changes only `store.kind`. Like every embedded engine it is owned by
 one process at a time; ragline opens each shard once per process and serializes access to it.
+
+Collection names can be aliases of a shard folder, like a Qdrant server's collection aliases:
+`aliases.json` maps a name to the folder it reads. A rebuilt collection (ragline/ingestion/rebuild.py)
+is switched to by replacing that file with os.replace, the one atomic step of the switch.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import qdrant_edge as qe
 
+from ragline import crashpoints
 from ragline.records import Chunk
 from ragline.store.base import (
     KEYWORD_FIELDS,
+    MAX_STORED_NAME,
     CollectionInfo,
     FusionSpec,
     SearchableStore,
     SearchFilter,
     SparseVector,
+    check_collection_name,
     check_compatible,
+    utf8_payload,
 )
 from ragline.store.documents import Conditions, DocumentSync
 from ragline.store.manifest import MANIFEST_KEYWORD_FIELDS, manifest_name
 
 DENSE = "dense"
 SPARSE = "sparse"
+# Starts with a dot: no valid collection name (ragline.store.check_collection_name) makes this file.
+ALIASES_FILE = ".aliases.json"
 
 
 class EdgeStore(DocumentSync, SearchableStore):
@@ -39,17 +51,23 @@ class EdgeStore(DocumentSync, SearchableStore):
         self.root.mkdir(parents=True, exist_ok=True)
         self._shards: dict[str, qe.EdgeShard] = {}
         self._lock = threading.RLock()
+        aliases = self.root / ALIASES_FILE
+        self._aliases: dict[str, str] = json.loads(aliases.read_text()) if aliases.exists() else {}
 
     # -- collections -------------------------------------------------------------------------
 
+    def _physical(self, name: str) -> str:
+        """The shard folder a collection name reads (itself, unless it is an alias)."""
+        return self._aliases.get(check_collection_name(name, MAX_STORED_NAME), name)
+
     def _meta_path(self, name: str) -> Path:
-        return self.root / f"{name}.json"
+        return self.root / f"{self._physical(name)}.json"
 
     def collection_info(self, name: str) -> CollectionInfo | None:
         meta = self._meta_path(name)
         if not meta.exists():
             return None
-        return CollectionInfo(**json.loads(meta.read_text()))
+        return replace(CollectionInfo(**json.loads(meta.read_text())), name=name)
 
     def ensure_collection(self, info: CollectionInfo) -> CollectionInfo:
         with self._lock:
@@ -57,14 +75,15 @@ class EdgeStore(DocumentSync, SearchableStore):
             if existing is not None:
                 self._shard(info.name)
                 return check_compatible(existing, info)
+            physical = self._physical(info.name)
             config = qe.EdgeConfig(
                 vectors={DENSE: qe.EdgeVectorParams(size=info.dimensions, distance=qe.Distance.Cosine)},
                 sparse_vectors={SPARSE: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)},
             )
-            shard = qe.EdgeShard.create(str(self.root / info.name), config)
+            shard = qe.EdgeShard.create(str(self.root / physical), config)
             for name in KEYWORD_FIELDS:
                 shard.update(qe.UpdateOperation.create_field_index(name, qe.PayloadSchemaType.Keyword))
-            self._shards[info.name] = shard
+            self._shards[physical] = shard
             # Written last: a crash before this leaves no half-made collection that looks valid.
             tmp = self._meta_path(info.name).with_suffix(".tmp")
             tmp.write_text(json.dumps(info.__dict__))
@@ -72,11 +91,12 @@ class EdgeStore(DocumentSync, SearchableStore):
             return info
 
     def _shard(self, name: str) -> qe.EdgeShard:
-        if name not in self._shards:
+        physical = self._physical(name)
+        if physical not in self._shards:
             if self.collection_info(name) is None:
                 raise KeyError(f"collection {name!r} does not exist: ingest documents into it first")
-            self._shards[name] = qe.EdgeShard.load(str(self.root / name))
-        return self._shards[name]
+            self._shards[physical] = qe.EdgeShard.load(str(self.root / physical))
+        return self._shards[physical]
 
     # -- writes ------------------------------------------------------------------------------
 
@@ -93,7 +113,7 @@ class EdgeStore(DocumentSync, SearchableStore):
             vector: dict = {DENSE: vectors[i].tolist()}
             if sparse is not None and sparse[i].indices:
                 vector[SPARSE] = qe.SparseVector(sparse[i].indices, sparse[i].values)
-            points.append(qe.Point(chunk.chunk_id, vector, {**chunk.payload(), "root": root}))
+            points.append(qe.Point(chunk.chunk_id, vector, utf8_payload({**chunk.payload(), "root": root})))
         with self._lock:
             shard = self._shard(collection)
             shard.update(qe.UpdateOperation.upsert_points(points))
@@ -110,7 +130,7 @@ class EdgeStore(DocumentSync, SearchableStore):
         return self._shard(name)
 
     def _manifest_target(self, collection: str, create: bool) -> qe.EdgeShard | None:
-        name = manifest_name(collection)
+        name = self._physical(manifest_name(collection))
         with self._lock:
             if name in self._shards:
                 return self._shards[name]
@@ -147,14 +167,43 @@ class EdgeStore(DocumentSync, SearchableStore):
 
     def drop_collection(self, name: str) -> None:
         """Delete a collection, its sync manifest and their files (evaluation runs use throwaway
-        collections)."""
+        collections); an alias goes with the folder it named."""
         with self._lock:
-            for shard_name in (name, manifest_name(name)):
-                shard = self._shards.pop(shard_name, None)
-                if shard is not None:
-                    shard.close()
-                self._meta_path(shard_name).unlink(missing_ok=True)
-                shutil.rmtree(self.root / shard_name, ignore_errors=True)
+            physical = self._physical(name)
+            if name in self._aliases:
+                self._write_aliases({a: p for a, p in self._aliases.items() if a not in (name, manifest_name(name))})
+            self._drop_physical(physical)
+
+    def _drop_physical(self, physical: str) -> None:
+        for shard_name in (physical, manifest_name(physical)):
+            shard = self._shards.pop(shard_name, None)
+            if shard is not None:
+                shard.close()
+            (self.root / f"{shard_name}.json").unlink(missing_ok=True)
+            shutil.rmtree(self.root / shard_name, ignore_errors=True)
+
+    def switch_collection(self, collection: str, build: str) -> None:
+        """Point `collection` and its manifest at the finished `build`, then drop the old data."""
+        with self._lock:
+            old = self._physical(collection)
+            for shard in (build, manifest_name(build)):
+                if shard in self._shards:
+                    self._shards[shard].flush()
+            aliases = {**self._aliases, collection: build, manifest_name(collection): manifest_name(build)}
+            self._write_aliases(aliases)
+            crashpoints.reached("switched")
+            if old != build:
+                self._drop_physical(old)
+
+    def _write_aliases(self, aliases: dict[str, str]) -> None:
+        path = self.root / ALIASES_FILE
+        tmp = path.with_suffix(".tmp")
+        with open(tmp, "w") as handle:
+            json.dump(aliases, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)  # the switch: a reader sees the old map or the new one
+        self._aliases = aliases
 
     def count(self, collection: str) -> int:
         if self.collection_info(collection) is None:

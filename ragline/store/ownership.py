@@ -9,12 +9,13 @@ store themselves. The lock is an OS file lock, so a crashed server never leaves 
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from ragline import file_locks
 
 LOCK_NAME = "serve.lock"
 
@@ -50,7 +51,7 @@ class ServeLock:
         if self._handle is not None:
             self._handle.seek(0)
             self._handle.truncate()
-            fcntl.flock(self._handle, fcntl.LOCK_UN)
+            file_locks.unlock(self._handle)
             self._handle.close()
             self._handle = None
 
@@ -66,9 +67,7 @@ def claim(settings, api_url: str) -> ServeLock:
     path = lock_path(settings)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle = open(path, "a+")
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
+    if not file_locks.try_lock_exclusive(handle):
         handle.close()
         owner = current_owner(settings)
         who = f"process {owner.pid} (Prefect API {owner.api_url})" if owner else "another process"
@@ -89,13 +88,10 @@ def current_owner(settings) -> ServeOwner | None:
     if not owns_embedded_store(settings) or not path.exists():
         return None
     with open(path) as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            pass  # held: someone serves; read who
-        else:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+        if file_locks.try_lock_shared(handle):
+            file_locks.unlock(handle)
             return None
+        # held: someone serves; read who
         try:
             data = json.loads(handle.read() or "{}")
             return ServeOwner(int(data["pid"]), str(data["api_url"]), float(data["started"]))

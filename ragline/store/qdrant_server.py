@@ -12,15 +12,19 @@ import numpy as np
 from qdrant_client import QdrantClient
 from qdrant_client import models as qm
 
+from ragline import crashpoints
 from ragline.records import Chunk
 from ragline.store.base import (
     KEYWORD_FIELDS,
+    MAX_STORED_NAME,
     CollectionInfo,
     FusionSpec,
     SearchableStore,
     SearchFilter,
     SparseVector,
+    check_collection_name,
     check_compatible,
+    utf8_payload,
 )
 from ragline.store.documents import Conditions, DocumentSync
 from ragline.store.manifest import MANIFEST_KEYWORD_FIELDS, manifest_name
@@ -48,16 +52,25 @@ class QdrantServerStore(DocumentSync, SearchableStore):
         self.replication_factor = replication_factor
         self._lock = threading.RLock()
 
+    def _physical(self, name: str) -> str:
+        """The collection a name reads: itself, or the one it is an alias of."""
+        check_collection_name(name, MAX_STORED_NAME)
+        for alias in self.client.get_aliases().aliases:
+            if alias.alias_name == name:
+                return alias.collection_name
+        return name
+
     def collection_info(self, name: str) -> CollectionInfo | None:
         with self._lock:
-            if not self.client.collection_exists(name):
+            physical = self._physical(name)
+            if not self.client.collection_exists(physical):
                 return None
-            metadata = self.client.get_collection(name).config.metadata or {}
+            metadata = self.client.get_collection(physical).config.metadata or {}
         if META_KEY not in metadata:
             raise RuntimeError(
                 f"collection {name!r} exists but was not made by ragline; choose another collection name"
             )
-        return CollectionInfo(**metadata[META_KEY])
+        return CollectionInfo(**{**metadata[META_KEY], "name": name})
 
     def ensure_collection(self, info: CollectionInfo) -> CollectionInfo:
         with self._lock:
@@ -89,7 +102,8 @@ class QdrantServerStore(DocumentSync, SearchableStore):
             vector: dict = {DENSE: vectors[i].tolist()}
             if sparse is not None and sparse[i].indices:
                 vector[SPARSE] = qm.SparseVector(indices=sparse[i].indices, values=sparse[i].values)
-            points.append(qm.PointStruct(id=chunk.chunk_id, vector=vector, payload={**chunk.payload(), "root": root}))
+            payload = utf8_payload({**chunk.payload(), "root": root})
+            points.append(qm.PointStruct(id=chunk.chunk_id, vector=vector, payload=payload))
         with self._lock:
             self.client.upsert(collection, points=points, wait=True)
 
@@ -100,14 +114,14 @@ class QdrantServerStore(DocumentSync, SearchableStore):
     # the manifest is written only after both have been applied.
 
     def _has_collection(self, name: str) -> bool:
-        return self.client.collection_exists(name)
+        return self.client.collection_exists(self._physical(name))
 
     def _target(self, name: str) -> str:
         return name
 
     def _manifest_target(self, collection: str, create: bool) -> str | None:
         name = manifest_name(collection)
-        if self.client.collection_exists(name):
+        if self.client.collection_exists(self._physical(name)):
             return name
         if not create:
             return None
@@ -147,21 +161,57 @@ class QdrantServerStore(DocumentSync, SearchableStore):
         return self.client.query_points(collection, limit=k, with_payload=True, **arguments).points
 
     def drop_collection(self, name: str) -> None:
-        """Delete a collection and its sync manifest (evaluation runs use throwaway collections)."""
+        """Delete a collection and its sync manifest (evaluation runs use throwaway collections);
+        an alias goes with the collection it named."""
         with self._lock:
-            for collection in (name, manifest_name(name)):
-                if self.client.collection_exists(collection):
-                    self.client.delete_collection(collection)
+            physical = self._physical(name)
+            if physical != name:
+                aliases = [n for n in (name, manifest_name(name)) if self._physical(n) != n]
+                self.client.update_collection_aliases([_delete_alias(n) for n in aliases])
+            self._drop_physical(physical)
+
+    def _drop_physical(self, physical: str) -> None:
+        for collection in (physical, manifest_name(physical)):
+            if self.client.collection_exists(collection):
+                self.client.delete_collection(collection)
+
+    def switch_collection(self, collection: str, build: str) -> None:
+        """Point `collection` and its manifest at the finished `build` (aliases), then drop the old.
+
+        Moving aliases is one atomic request. A collection made before aliases is a real
+        collection under the name an alias needs: it is deleted first, so that first switch has a
+        moment with no collection (a re-run finishes a switch cut short there).
+        """
+        with self._lock:
+            old = self._physical(collection)
+            names = (collection, manifest_name(collection))
+            if old == collection:
+                self._drop_physical(collection)
+                moves = []
+            else:
+                moves = [_delete_alias(n) for n in names if self._physical(n) != n]
+            moves += [
+                qm.CreateAliasOperation(create_alias=qm.CreateAlias(collection_name=target, alias_name=alias))
+                for alias, target in zip(names, (build, manifest_name(build)), strict=True)
+            ]
+            self.client.update_collection_aliases(moves)
+            crashpoints.reached("switched")
+            if old not in (collection, build):
+                self._drop_physical(old)
 
     def count(self, collection: str) -> int:
         with self._lock:
-            if not self.client.collection_exists(collection):
+            if not self._has_collection(collection):
                 return 0
             return self.client.count(collection, exact=True).count
 
     def close(self) -> None:
         with self._lock:
             self.client.close()
+
+
+def _delete_alias(name: str) -> qm.DeleteAliasOperation:
+    return qm.DeleteAliasOperation(delete_alias=qm.DeleteAlias(alias_name=name))
 
 
 def _match(key: str, value: str) -> qm.FieldCondition:

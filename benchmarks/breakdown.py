@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -208,6 +209,7 @@ def main() -> None:
     store.ensure_collection(collection_for(embedder, "breakdown"))
     index_seconds = index_stage(rows, chunks_by_file, embedder, store, "breakdown", str(args.folder), args.embed_sample)
     close_stores()
+    shutil.rmtree(workdir, ignore_errors=True)
     by_format = table(rows, index_seconds)
     print_table(by_format, rows, startup, args.top)
     result = {

@@ -62,15 +62,16 @@ class RawLlama:
     def __init__(self, settings):
         from llama_cpp import Llama
 
+        from ragline.backends import generator_spec
         from ragline.generators.llama_cpp import _default_threads
         from ragline.models.refs import resolve_model
 
-        g = settings.generation
+        spec = generator_spec(settings)  # `auto` settings (n_gpu_layers, threads) resolved as the generator does
         self.llm = Llama(
-            model_path=str(resolve_model(g.model).path),
-            n_ctx=g.context_window,
-            n_threads=g.threads or _default_threads(),
-            n_gpu_layers=g.n_gpu_layers,
+            model_path=str(resolve_model(spec.model).path),
+            n_ctx=spec.context_window,
+            n_threads=spec.threads or _default_threads(),
+            n_gpu_layers=spec.n_gpu_layers,
             verbose=False,
         )
 

@@ -20,6 +20,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import BaseModel
 
 from ragline.deployments.answer_service import AnswerService, AskRequest, QueueFull, search_filter
+from ragline.records import Citation as Passage  # a numbered passage with its source: one shape for both
 from ragline.settings import RaglineSettings
 
 MAX_SEARCH_K = 50
@@ -29,15 +30,6 @@ INSTRUCTIONS = (
     "matching passages with their sources, or `ask` for a generated answer citing them as [n]. "
     "Collections are listed at ragline://collections."
 )
-
-
-class Passage(BaseModel):
-    n: int
-    source: str
-    page: int | None
-    chunk_id: str
-    score: float
-    text: str
 
 
 class SearchResult(BaseModel):

@@ -47,10 +47,31 @@ def ingest(
     ),
 ) -> None:
     """Parse, chunk, embed and store the documents under PATH (unchanged files are skipped)."""
+    settings = load_settings()
+    check_ingest_arguments(settings, path, collection, allow_mass_delete)
+    connect_prefect(settings)
+    from ragline.cli.deploy import route_ingest
+    from ragline.ingestion.discovery import display_path
+
+    path = display_path(path)  # flow parameters are JSON: the flow maps a `\xNN` form back to the bytes
+    # None unless `ragline serve` owns the store
+    routed = route_ingest(settings, path, collection, prune, reembed, allow_mass_delete)
+    summary = (
+        routed
+        if routed is not None
+        else run_ingest_with_progress_bar(path, collection, prune, reembed, allow_mass_delete)
+    )
+    if json_output:
+        out.print_json(json.dumps(summary))
+    else:
+        print_ingest_summary(summary)
+
+
+def check_ingest_arguments(settings, path: str, collection: str | None, allow_mass_delete: bool) -> None:
+    """Fail with a one-line message before any work starts when the arguments cannot be right."""
     from ragline.ingestion.discovery import display_path, has_candidates
     from ragline.store import check_collection_name, check_store_settings
 
-    settings = load_settings()
     try:
         check_store_settings(settings)
         check_collection_name(collection or settings.store.collection)
@@ -62,30 +83,26 @@ def ingest(
             f"no documents found under {display_path(path)} (ingest.include / ingest.exclude filter them all "
             "out); nothing was changed. To empty its documents from the collection, add --allow-mass-delete"
         )
-    connect_prefect(settings)
-    from ragline.cli.deploy import route_ingest
 
-    path = display_path(path)  # flow parameters are JSON: the flow maps a `\xNN` form back to the bytes
-    # None unless `ragline serve` owns the store
-    routed = route_ingest(settings, path, collection, prune, reembed, allow_mass_delete)
-    if routed is not None:
-        return out.print_json(json.dumps(routed)) if json_output else print_ingest_summary(routed)
+
+def run_ingest_with_progress_bar(
+    path: str, collection: str | None, prune: bool, reembed: bool, allow_mass_delete: bool
+):
     from ragline import progress
     from ragline.flows.ingest import ingest as ingest_flow
 
-    with Progress(
+    columns = (
         TextColumn("[bold]ingesting[/]"),
         BarColumn(),
         MofNCompleteColumn(),
         TextColumn("files"),
         TimeElapsedColumn(),
-        console=console,
-        transient=True,
-    ) as bar:
+    )
+    with Progress(*columns, console=console, transient=True) as bar:
         task_id = bar.add_task("ingest", total=None)
         progress.set_hook(lambda done, total: bar.update(task_id, completed=done, total=total))
         try:
-            summary = run_flow(
+            return run_flow(
                 ingest_flow,
                 path=path,
                 collection=collection,
@@ -95,10 +112,6 @@ def ingest(
             )
         finally:
             progress.set_hook(None)
-    if json_output:
-        out.print_json(json.dumps(summary))
-    else:
-        print_ingest_summary(summary)
 
 
 def shown(text: str) -> str:

@@ -120,15 +120,15 @@ def start_local_server(home: Path, port: int, timeout_s: float) -> subprocess.Po
         # The UI defaults to port 4200; without this it cannot reach a server on another port.
         "PREFECT_UI_API_URL": local_api_url(port),
     }
-    log = open(home / "server.log", "ab")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "prefect", "server", "start", "--host", LOCAL_HOST, "--port", str(port)],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    with open(home / "server.log", "ab") as log:  # the child keeps its own copy of the descriptor
+        process = subprocess.Popen(
+            [sys.executable, "-m", "prefect", "server", "start", "--host", LOCAL_HOST, "--port", str(port)],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
     (home / "server.pid").write_text(str(process.pid))
     deadline = time.monotonic() + timeout_s
     api_url = local_api_url(port)
@@ -140,7 +140,7 @@ def start_local_server(home: Path, port: int, timeout_s: float) -> subprocess.Po
         time.sleep(0.5)
     # A server that never answered is not left behind to hold the port or the database.
     _stop_group(process)
-    log.close()
+    (home / "server.pid").unlink(missing_ok=True)
     raise RuntimeError(
         f"the local Prefect server did not start on port {port} within {timeout_s:.0f} s; "
         f"see {home / 'server.log'}. Set RAGLINE_PREFECT__LOCAL_PORT to a free port, or point "

@@ -91,17 +91,18 @@ def answer_question(
     mode = answer_mode(settings)
     if not hits:
         return Answer(answer=NO_PASSAGES, citations=[], timings={}, mode=mode)
+    cache = EmbeddingCache(embedder)  # one per answer: each sentence is embedded once
+    passages = citations_from_hits(hits)
     if mode == "extractive":
-        cache = EmbeddingCache(embedder)
-        answer = extractive_answer(question, citations_from_hits(hits), cache, settings.answer.extractive_sentences)
+        answer = extractive_answer(question, passages, cache, settings.answer.extractive_sentences)
         answer.timings = {"answer_s": seconds_since(started)}
         answer.mode = mode
         return answer
-    answer = generate_grounded(question, hits, generator(), settings, embedder, on_token, pair_scorer)
+    answer = generate_grounded(question, hits, generator(), settings, embedder, on_token, pair_scorer, cache)
     answer.mode = mode
     if settings.answer.fallback_extractive and not any(s.supported for s in answer.sentences):
         # Nothing the model wrote is backed by the passages: quote them instead of guessing.
-        fallback = extractive_answer(question, citations_from_hits(hits), EmbeddingCache(embedder))
+        fallback = extractive_answer(question, passages, cache, settings.answer.extractive_sentences)
         timings = answer.timings
         answer = fallback.model_copy(update={"mode": "extractive-fallback", "prompt_tokens": answer.prompt_tokens})
         answer.timings = timings
@@ -116,23 +117,26 @@ def generate_grounded(
     embedder: Embedder,
     on_token: TokenHook | None = None,
     pair_scorer: PairScorer | None = None,
+    cache: EmbeddingCache | None = None,
 ) -> Answer:
     """Grounded generation: the passages' best sentences within the context budget, fenced; the
     answer streamed, then its citations parsed and each sentence checked against what it cites."""
     g = settings.generation
     started = time.perf_counter()
-    cache = EmbeddingCache(embedder)
+    cache = cache or EmbeddingCache(embedder)
     budget = min(g.context_tokens, generator.context_window - g.max_tokens - 256)
-    windows = context_windows(question, citations_from_hits(hits), cache, generator.count_tokens, budget)
-    passages = renumbered(citations_from_hits(hits), [c for c, _ in windows])
+    retrieved = citations_from_hits(hits)
+    windows = context_windows(question, retrieved, cache, generator.count_tokens, budget)
+    passages = renumbered(retrieved, [c for c, _ in windows])
     windows = [(passages[i], text) for i, (_, text) in enumerate(windows)]
     messages = build_grounded_messages(question, windows)
     prompt_tokens = generator.count_tokens("".join(m["content"] for m in messages))
     text, first_token_s = stream_text(generator, messages, g.max_tokens, g.temperature, on_token)
     generated = seconds_since(started)
-    scorer = SupportScorer(embedder, question, pair_scorer)
+    scorer = SupportScorer(embedder, question, pair_scorer, cache)
     a = settings.answer
-    answer = ground(text, passages, scorer, GroundingOptions(a.support_threshold, a.strict))
+    shown = set(range(1, len(windows) + 1))  # renumbered() puts the prompt's passages first
+    answer = ground(text, passages, scorer, GroundingOptions(a.support_threshold, a.strict), citable=shown)
     answer.prompt_tokens = prompt_tokens
     answer.timings = {
         "first_token_s": first_token_s,

@@ -74,16 +74,25 @@ class GroundingOptions:
 
 
 def ground(
-    text: str, passages: list[Citation], scorer: SupportScorer, options: GroundingOptions | None = None
+    text: str,
+    passages: list[Citation],
+    scorer: SupportScorer,
+    options: GroundingOptions | None = None,
+    citable: set[int] | None = None,
 ) -> Answer:
-    """The answer with its sentences checked, citations repaired, and citations/context split."""
+    """The answer with its sentences checked, citations repaired, and citations/context split.
+
+    `citable`: the numbers the model was shown (default: every passage). A number outside it is
+    invalid even when a retrieved passage that was left out of the prompt carries it; such passages
+    can still back a sentence through repair."""
     options = options or GroundingOptions()
     by_n = {c.n: c for c in passages}
+    shown = set(by_n) if citable is None else citable & set(by_n)
     invalid: list[int] = []
     sentences: list[AnswerSentence] = []
     for body, numbers in answer_sentences(text):
-        invalid.extend(n for n in numbers if n not in by_n and n not in invalid)
-        sentences.append(check_sentence(body, [n for n in numbers if n in by_n], by_n, scorer, options.threshold))
+        invalid.extend(n for n in numbers if n not in shown and n not in invalid)
+        sentences.append(check_sentence(body, [n for n in numbers if n in shown], by_n, scorer, options.threshold))
     answer = assemble(sentences, passages, invalid)
     return without_unsupported(answer) if options.strict else answer
 

@@ -122,8 +122,15 @@ class EmbeddingCache:
 class SupportScorer:
     """score(sentence, passage) in 0..1: how well the passage backs the sentence."""
 
-    def __init__(self, embedder: Embedder, question: str = "", pair_scorer: PairScorer | None = None):
-        self.cache = EmbeddingCache(embedder)
+    def __init__(
+        self,
+        embedder: Embedder,
+        question: str = "",
+        pair_scorer: PairScorer | None = None,
+        cache: EmbeddingCache | None = None,
+    ):
+        # The answer's one cache: sentences embedded to build the prompt are not embedded again.
+        self.cache = cache or EmbeddingCache(embedder)
         self.question_terms = set(content_terms(question))
         self.pair_scorer = pair_scorer
 

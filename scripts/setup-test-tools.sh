@@ -14,8 +14,9 @@ command -v setpriv >/dev/null 2>&1 || missing+=(util-linux)
 
 if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
   message="missing test tools: ${missing[*]}; install them (e.g. sudo apt-get install -y ${missing[*]})"
-  case "${CI:-}" in
-    1 | true | TRUE | True | yes)
+  ci=${CI:-}
+  case "${ci,,}" in
+    1 | true | yes)
       echo "error: $message" >&2
       exit 1
       ;;

@@ -162,6 +162,19 @@ def test_the_prompt_carries_the_relevant_sentences_within_the_budget(embedder):
     assert len(prompt.split()) < 150  # not the ~900-word chunk
 
 
+def test_a_number_the_model_was_not_shown_is_invalid_even_if_a_passage_has_it(embedder):
+    """With a tight context budget only the best passage enters the prompt as [1]; the others are
+    numbered after it but were never shown, so a model citing [2] made that number up."""
+    hits = hits_of(LEAFS, TOWER, CANALS)
+    settings = generate_settings()
+    settings = settings.model_copy(update={"generation": settings.generation.model_copy(update={"context_tokens": 20})})
+    generator = ScriptedGenerator("The Toronto Maple Leafs have won 13 Stanley Cups [2].")
+    answer = answering.answer_question("How many Stanley Cups?", hits, settings, embedder, lambda: generator)
+    assert generator.messages[-1]["content"].count("<passage id=") == 1
+    assert answer.invalid_citations == [2]
+    assert answer.sentences[0].citations == [1]  # repaired to the passage that backs it
+
+
 def test_extractive_answer_quotes_the_passage_that_answers(embedder):
     hits = hits_of(TOWER, CANALS, LEAFS)
     settings = get_settings().model_copy(

@@ -52,20 +52,11 @@ def connect_prefect(settings: RaglineSettings) -> str:
 
 def run_flow(flow_fn, status: str | None = None, **params):
     """Run a flow in this process; user-fixable errors become one line instead of a traceback."""
-    from ragline.evaluation.metrics import DatasetError
-    from ragline.ingestion.locking import IngestLockedError
+    from ragline.flows.common import PERMANENT_ERRORS
     from ragline.ingestion.plan import IngestError
-    from ragline.store import EmbedderMismatchError
 
-    user_errors = (
-        DatasetError,
-        EmbedderMismatchError,
-        IngestError,
-        IngestLockedError,
-        LookupError,
-        ValueError,
-        FileNotFoundError,
-    )
+    # The errors a retry cannot fix are the ones the user must: one list for both.
+    user_errors = (*PERMANENT_ERRORS, IngestError)
     try:
         if status is None:
             return flow_fn(**params)

@@ -152,6 +152,8 @@ def measure_generator(
         tokens += generator.count_tokens(answer.answer)
         correct += contains_reference(answer.answer, item.answers)
         answered += 1
+    if not answered:
+        raise ValueError("no QA question has its gold passage in this dataset: pass a QA file that matches it")
     return {
         "model": generator.name,
         "load_s": round(load_s, 2),

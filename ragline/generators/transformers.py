@@ -65,7 +65,7 @@ class TransformersGenerator(LazyGenerator):
     def _load(self) -> None:
         try:
             import torch
-            from transformers import AutoModelForCausalLM, AutoTokenizer, TextIteratorStreamer
+            from transformers import AutoModelForCausalLM, AutoTokenizer, StoppingCriteriaList, TextIteratorStreamer
         except ImportError as exc:
             raise MissingDependencyError.for_backend("instruct", "transformers") from exc
         source, extra = load_arguments(self.spec.model)
@@ -79,6 +79,7 @@ class TransformersGenerator(LazyGenerator):
         model = AutoModelForCausalLM.from_pretrained(source, dtype=self.dtype, **extra)
         self.model = model.to(self.device).eval()
         self._streamer_class = TextIteratorStreamer
+        self._stopping_list = StoppingCriteriaList
         self._torch = torch
 
     def count_tokens(self, text: str) -> int:
@@ -109,13 +110,25 @@ class TransformersGenerator(LazyGenerator):
             pad_token_id=self.tokenizer.pad_token_id or self.tokenizer.eos_token_id,
         )
         failure: list[BaseException] = []
+        stop = threading.Event()
+        arguments["stopping_criteria"] = self._stopping_list([_StopWhenSet(stop)])
         with self._lock:
             worker = threading.Thread(target=self._generate, args=(arguments, failure), daemon=True)
             worker.start()
-            for text in streamer:
-                if text:
-                    yield text
-            worker.join()
+            read_to_the_end = False
+            try:
+                for text in streamer:
+                    if text:
+                        yield text
+                read_to_the_end = True
+            finally:
+                if not read_to_the_end:
+                    # A caller that stopped reading (a client gone) must not leave generate() running
+                    # on the model while the lock goes to the next request: stop it, drain its stream.
+                    stop.set()
+                    for _ in streamer:
+                        pass
+                worker.join()
         if failure:
             raise failure[0]
 
@@ -141,3 +154,15 @@ def _absent(module: str) -> bool:
     import importlib.util
 
     return importlib.util.find_spec(module) is None
+
+
+class _StopWhenSet:
+    """A transformers stopping criterion: stop every sequence once `event` is set."""
+
+    def __init__(self, event: threading.Event):
+        self.event = event
+
+    def __call__(self, input_ids, scores, **kwargs):
+        import torch
+
+        return torch.full((input_ids.shape[0],), self.event.is_set(), dtype=torch.bool, device=input_ids.device)

@@ -92,8 +92,11 @@ def detect_gpus() -> tuple[Gpu, ...]:
         return ()
     gpus = []
     for line in result.stdout.strip().splitlines() if result.returncode == 0 else []:
-        name, total_mib, free_mib = (part.strip() for part in line.rsplit(",", 2))
-        gpus.append(Gpu(name, float(total_mib) / 1024, float(free_mib) / 1024))
+        try:
+            name, total_mib, free_mib = (part.strip() for part in line.rsplit(",", 2))
+            gpus.append(Gpu(name, float(total_mib) / 1024, float(free_mib) / 1024))
+        except ValueError:  # "[N/A]" (MIG, some drivers): a GPU whose memory is unknown is not budgeted
+            continue
     return tuple(gpus)
 
 

@@ -17,6 +17,7 @@ process. `recommend` says when the memory free right now is less than the picks 
 
 from __future__ import annotations
 
+import functools
 import itertools
 from dataclasses import asdict, dataclass, field, replace
 
@@ -405,6 +406,11 @@ def backend_for(model_ref: str, role: str, api_base: str | None, decision: Decis
 def stable_decision(settings: RaglineSettings) -> Decision:
     """The decision `auto` uses: detection cached per process (nvidia-smi takes a noticeable part of
     a second), the budget rule the same as `recommend`'s (total memory, see the module docstring)."""
-    hw = apply_overrides(detected_hardware(), settings.hardware)
+    return _idle_decision(apply_overrides(detected_hardware(), settings.hardware), settings.selection.priority)
+
+
+@functools.lru_cache(maxsize=16)
+def _idle_decision(hw: Hardware, priority: str) -> Decision:
+    # Every embed batch, stage batch and question builds its specs: decide once per machine.
     idle = replace(hw, available_ram_gb=hw.ram_gb, gpus=tuple(Gpu(g.name, g.memory_gb, g.memory_gb) for g in hw.gpus))
-    return recommend("rag", settings.selection.priority, idle)
+    return recommend("rag", priority, idle)

@@ -99,7 +99,11 @@ def _readable_copy(source_file: SourceFile):
     suffix = suffix if suffix and suffix != ".none" else ".txt"
     with tempfile.TemporaryDirectory(prefix="ragline-transcode-") as tmp:
         copy = Path(tmp) / f"document{suffix}"
-        text = Path(source_file.path).read_bytes().decode(encoding, errors="replace").lstrip("\ufeff")
+        try:
+            raw = Path(source_file.path).read_bytes()
+        except OSError as exc:  # vanished or unreadable since discovery: a later run retries it
+            raise ParseError(f"could not read the file: {exc.strerror or exc}", transient=True) from exc
+        text = raw.decode(encoding, errors="replace").lstrip("\ufeff")
         copy.write_text(text, encoding="utf-8")
         yield str(copy)
 

@@ -46,7 +46,8 @@ def message_text(content) -> str:
     if isinstance(content, str):
         return content
     if isinstance(content, list):
-        return " ".join(part.get("text", "") for part in content if isinstance(part, dict))
+        # `{"text": null}` or a non-text part (an image) adds nothing rather than failing the request
+        return " ".join(str(part.get("text") or "") for part in content if isinstance(part, dict))
     return ""
 
 

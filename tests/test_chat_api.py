@@ -246,7 +246,10 @@ def test_split_conversation_takes_the_last_user_message():
         {"role": "system", "content": "be brief"},
         {"role": "user", "content": "What does Acme Rockets build?"},
         {"role": "assistant", "content": "Launch vehicles."},
-        {"role": "user", "content": [{"type": "text", "text": "and who founded it?"}]},
+        {
+            "role": "user",
+            "content": [{"type": "text", "text": "and who founded it?"}, {"type": "image_url", "text": None}],
+        },
     ]
     question, history = split_conversation(messages)
     assert question == "and who founded it?"

@@ -10,6 +10,8 @@ profiled run of each in-process says where the seconds go: import time (python -
 the top packages by cumulative import), and the Prefect API round trips (every HTTP request the
 process sends, counted and timed by method and path). The local Prefect server runs on a free
 port under a temp data dir, started once by `ragline server start` and stopped at the end.
+Commands run with a bytecode cache under the temp dir, as an installed ragline has its .pyc files
+(--no-bytecode-cache keeps PYTHONDONTWRITEBYTECODE from the environment, as runs before did).
 Prints JSON and a short table; saves JSON under benchmarks/results/.
 """
 
@@ -193,6 +195,11 @@ def main() -> None:
     p.add_argument("--asks", type=int, default=3, help="runs of ragline ask")
     p.add_argument("--max-tokens", type=int, default=16, help="generation.max_tokens for the asks")
     p.add_argument("--out", type=Path)
+    p.add_argument(
+        "--no-bytecode-cache",
+        action="store_true",
+        help="keep PYTHONDONTWRITEBYTECODE from the environment (how runs before 2026-12-02 session 3 measured)",
+    )
     p.add_argument("--profile-only", action="store_true", help="skip the timed runs: one ingest, then the profiles")
     args = p.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="ragline-small-"))
@@ -206,6 +213,11 @@ def main() -> None:
         "HF_HUB_OFFLINE": "1",
     }
     env.pop("PREFECT_API_URL", None)
+    if not args.no_bytecode_cache:
+        # An installed ragline has its .pyc files; a checkout run with PYTHONDONTWRITEBYTECODE=1
+        # (this machine's shells) compiles every ragline module in every command (~0.4 s each).
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env["PYTHONPYCACHEPREFIX"] = str(workdir / "pycache")  # filled by server start + first ingest
     started = time.perf_counter()
     timed_cli(["server", "start"], env)
     server_start_s = time.perf_counter() - started
@@ -226,6 +238,7 @@ def main() -> None:
         "command": common.command_line(),
         "machine": common.machine(),
         "server_start_s": round(server_start_s, 2),
+        "bytecode_cache": not args.no_bytecode_cache,
         **summarise(cli),
         "runs": cli,
         "profiles": profiles,

@@ -97,7 +97,7 @@ def collection_of(model: str, service: AnswerService) -> str | None:
 def sources_block(citations) -> str:
     if not citations:
         return ""
-    lines = [f"[{c.n}] {c.source}" + (f", page {c.page}" if c.page else "") for c in citations]
+    lines = [f"[{c.n}] {c.label}" for c in citations]
     return "\n\nSources:\n" + "\n".join(lines)
 
 

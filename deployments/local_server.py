@@ -106,6 +106,10 @@ def ensure_prefect_api(settings: RaglineSettings) -> str:
             "RAGLINE_PREFECT__LOCAL_PORT to a free port, or, if it is a Prefect server you trust (e.g. "
             f"one started for another data dir), set PREFECT_API_URL={api_url}."
         )
+    # ragline started this server from this Prefect install (start_local_server), so the client's
+    # version handshake (two GET /admin/version per run, the slowest request) is skipped. After an
+    # upgrade of Prefect, `ragline server stop` makes the next command start the new version.
+    os.environ.setdefault("PREFECT_CLIENT_SERVER_VERSION_CHECK_ENABLED", "false")
     return _apply(api_url)
 
 

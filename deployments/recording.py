@@ -24,7 +24,7 @@ from prefect.artifacts import create_markdown_artifact
 
 from ragline.flows.common import artifact_key
 from ragline.flows.query import publish_answer
-from ragline.records import Answer
+from ragline.records import Answer, citation_label
 
 RECORD_FLOW_NAME = "serve-request"
 BACKLOG = 1000
@@ -45,7 +45,7 @@ class RequestRecord:
 def render_passages(query: str, passages: list[dict]) -> str:
     lines = [f"## Search: {query}", ""]
     for p in passages:
-        where = p["source"] + (f", page {p['page']}" if p.get("page") else "")
+        where = citation_label(p["source"], p.get("page"))
         lines.append(f"{p['n']}. **{where}** (score {p['score']:.3f}): {' '.join(p['text'].split())[:300]}")
     return "\n".join(lines)
 

@@ -26,9 +26,11 @@ def answer_question(
     sources: list[str] | None = None,
     file_types: list[str] | None = None,
     collection: str | None = None,
+    strict: bool | None = None,
 ) -> dict:
-    """Run the `ask` flow in the worker process (models and store stay open between queries)."""
-    return ask(question=question, k=k, sources=sources, file_types=file_types, collection=collection)
+    """Run the `ask` flow in the worker process (models and store stay open between queries);
+    `strict` leaves unsupported sentences out, as the flow's parameter does."""
+    return ask(question=question, k=k, sources=sources, file_types=file_types, collection=collection, strict=strict)
 
 
 def ask_via_worker(timeout_s: float, **params) -> dict:

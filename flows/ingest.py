@@ -18,6 +18,8 @@ from ragline.ingestion import plan as sync_plan
 from ragline.ingestion.batches import batched
 from ragline.ingestion.locking import ingest_lock
 from ragline.ingestion.plan import IngestError
+from ragline.ingestion.preview import summarize  # one summary shape for the flow and the CLI's no-op path
+from ragline.parsing.pool import expect_file_types
 from ragline.records import FileReport
 from ragline.settings import RaglineSettings, get_settings
 from ragline.store import EmbedderMismatchError, check_collection_name
@@ -110,6 +112,7 @@ def ingest_documents(
     so per-call overhead (a task run, a store flush, a commit) is paid per flush, not per file batch.
     """
     parse = with_retries(t.parse_files, settings)
+    expect_file_types(f.file_type for f in plan.to_ingest)  # the parser processes warm only these
     model_loaded = with_retries(t.load_embedder, settings).submit(settings) if plan.to_ingest else None
     per_task = batches.parse_batch_size(len(plan.to_ingest), settings.ingest.files_per_batch)
     futures = [parse.submit(group, settings) for group in batched(plan.to_ingest, per_task)]
@@ -154,19 +157,6 @@ def embed_and_commit(
     if records:
         commit(settings, collection, plan.root, records)
     return embedded
-
-
-def summarize(collection: str, root: str, reports: list[FileReport]) -> dict:
-    counts: dict[str, int] = {}
-    for report in reports:
-        counts[report.status] = counts.get(report.status, 0) + 1
-    return {
-        "collection": collection,
-        "root": root,
-        "counts": counts,
-        "chunks": sum(r.chunks for r in reports),
-        "files": [r.__dict__ for r in sorted(reports, key=lambda r: r.source)],
-    }
 
 
 def publish_report(collection: str, summary: dict) -> None:

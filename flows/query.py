@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import time
-from typing import Annotated
 
 from prefect import flow
 from prefect.artifacts import create_markdown_artifact
-from pydantic import Field
 
-from ragline.answering import MAX_K, MAX_QUESTION_CHARS, check_query
+from ragline.answering import PassageCount, Question
 from ragline.flows.common import artifact_key, ask_run_name, with_retries
-from ragline.grounding import render_sentence
+from ragline.grounding import marked_sentences
 from ragline.records import Answer
 from ragline.settings import get_settings
 from ragline.store import SearchFilter
@@ -22,8 +20,8 @@ from ragline.tasks import query as t
 # "Results and their retention"); the tasks persist nothing.
 @flow(name="ask", flow_run_name=ask_run_name, persist_result=True)
 def ask(
-    question: Annotated[str, Field(min_length=1, max_length=MAX_QUESTION_CHARS)],
-    k: Annotated[int, Field(ge=1, le=MAX_K)] | None = None,
+    question: Question,
+    k: PassageCount | None = None,
     sources: list[str] | None = None,
     file_types: list[str] | None = None,
     collection: str | None = None,
@@ -40,7 +38,6 @@ def ask(
         collection: Collection to search; empty for the `store.collection` setting.
         strict: Leave sentences the passages do not support out of the answer; empty for `answer.strict`.
     """
-    check_query(question, k)
     settings = get_settings()
     if strict is not None:
         settings = settings.model_copy(update={"answer": settings.answer.model_copy(update={"strict": strict})})
@@ -69,20 +66,14 @@ def render_markdown(question: str, answer: Answer) -> str:
         if passages:
             lines += [f"### {title}", ""]
         for c in passages:
-            where = c.source + (f", page {c.page}" if c.page else "")
             snippet = " ".join(c.text.split())[:300]
-            lines.append(f"- [{c.n}] **{where}** (score {c.score:.3f}): {snippet}")
+            lines.append(f"- [{c.n}] **{c.label}** (score {c.score:.3f}): {snippet}")
     return "\n".join(lines)
 
 
 def render_sentences(answer: Answer) -> str:
-    if not answer.sentences:
-        return answer.answer
-    marked = []
-    for s in answer.sentences:
-        text = render_sentence(s.text, s.citations)
-        marked.append(text if s.supported else f"**⚠ {text}** _(unsupported: no retrieved passage backs it)_")
-    return " ".join(marked)
+    unsupported = "**⚠ {}** _(unsupported: no retrieved passage backs it)_"
+    return " ".join(text if supported else unsupported.format(text) for text, supported in marked_sentences(answer))
 
 
 def publish_answer(question: str, answer: Answer, collection: str) -> None:

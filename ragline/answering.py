@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Annotated
+
+from pydantic import AfterValidator, Field
 
 from ragline import retrieval
 from ragline.embedders import Embedder
@@ -39,8 +42,8 @@ def set_token_hook(hook: TokenHook | None) -> None:
     _token_hook = hook
 
 
-def check_query(question: str, k: int | None) -> None:
-    """Raise ValueError with the fix when the question or k cannot be answered."""
+def check_question(question: str) -> str:
+    """The question, or ValueError with the fix when it cannot be answered (empty, too long)."""
     if not question or not question.strip():
         raise ValueError('the question is empty: ask something, e.g. ragline ask "What is ragline?"')
     if len(question) > MAX_QUESTION_CHARS:
@@ -48,8 +51,20 @@ def check_query(question: str, k: int | None) -> None:
             f"the question is {len(question):,} characters long; ask in at most {MAX_QUESTION_CHARS:,} "
             "(put long text in a document and ingest it)"
         )
+    return question
+
+
+def check_query(question: str, k: int | None) -> None:
+    """Raise ValueError with the fix when the question or k cannot be answered."""
+    check_question(question)
     if k is not None and not 1 <= k <= MAX_K:
         raise ValueError(f"k = {k} is out of range: retrieve between 1 and {MAX_K} passages (--k 5)")
+
+
+# The same rules as parameter types: a flow's run parameters are validated against them before it
+# runs (and the Prefect UI's form shows the bounds), so the flow needs no check_query of its own.
+Question = Annotated[str, Field(min_length=1, max_length=MAX_QUESTION_CHARS), AfterValidator(check_question)]
+PassageCount = Annotated[int, Field(ge=1, le=MAX_K)]
 
 
 def retrieve(

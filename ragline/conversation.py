@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass
 
 from ragline.generators import Generator
+from ragline.support import STOPWORDS, stem
 
 REWRITE_PROMPT = (
     "Rewrite the last question so that it can be understood without the conversation. "
@@ -27,11 +28,8 @@ REFERRING_WORDS = frozenset(
     "then also same former latter one ones".split()
 )
 LEADING_CONNECTIVES = ("and ", "but ", "so ", "also ", "what about", "how about", "and?", "why?", "how?")
-STOPWORDS = frozenset(
-    "a an the and or but of to in on at for from by with about as is are was were be been do does did "
-    "what who whom which when where why how i you we me my your our can could would should will shall "
-    "may might must please tell say".split()
-)
+# The words of asking itself ("please tell me ...") carry nothing a rewrite must keep or bring in.
+QUESTION_STOPWORDS = STOPWORDS | {"please", "tell", "say"}
 HISTORY_TURNS = 4  # earlier messages shown to the rewriter: enough for a referent, short to process
 
 
@@ -62,7 +60,7 @@ def split_conversation(messages: list[dict]) -> tuple[str, list[Turn]]:
 
 
 def content_words(text: str) -> set[str]:
-    return {w for w in re.findall(r"[a-z0-9][a-z0-9'-]*", text.lower()) if w not in STOPWORDS and len(w) > 1}
+    return {w for w in re.findall(r"[a-z0-9][a-z0-9'-]*", text.lower()) if w not in QUESTION_STOPWORDS and len(w) > 1}
 
 
 def looks_standalone(question: str) -> bool:
@@ -92,7 +90,7 @@ def rewrite_messages(question: str, history: list[Turn]) -> list[dict[str, str]]
 
 
 def stems(words: set[str]) -> set[str]:
-    return {w[:5] for w in words}  # "founded" and "founder" count as the same word
+    return {stem(w)[:5] for w in words}  # "founded" and "founder" count as the same word
 
 
 def accept_rewrite(candidate: str, question: str, history: list[Turn]) -> str | None:

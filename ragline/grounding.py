@@ -138,6 +138,14 @@ def render_sentence(text: str, citations: list[int]) -> str:
     return f"{body} {marks}{end}" if marks else text
 
 
+def marked_sentences(answer: Answer) -> list[tuple[str, bool]]:
+    """(sentence with its citation markers, supported) for each sentence, for a view to mark the
+    unsupported ones; an answer without checked sentences is one supported piece."""
+    if not answer.sentences:
+        return [(answer.answer, True)]
+    return [(render_sentence(s.text, s.citations), s.supported) for s in answer.sentences]
+
+
 def without_unsupported(answer: Answer) -> Answer:
     """The answer with its unsupported sentences left out (`--strict` applied after the fact)."""
     passages = sorted(answer.citations + answer.context, key=lambda c: c.n)

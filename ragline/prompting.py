@@ -29,7 +29,7 @@ GROUNDED_SYSTEM_PROMPT = (
 
 
 def fence(n: int, citation: Citation, text: str) -> str:
-    where = neutralize(citation.source + (f", page {citation.page}" if citation.page else "")).replace('"', "'")
+    where = neutralize(citation.label).replace('"', "'")
     return f'<passage id="{n}" source="{where}">\n{neutralize(text)}\n</passage>\n'
 
 
@@ -70,8 +70,7 @@ def build_messages(
     passages: list[str] = []
     used: list[Citation] = []
     for citation in citations:
-        where = citation.source + (f", page {citation.page}" if citation.page else "")
-        passage = f"[{citation.n}] ({where}) {citation.text}\n"
+        passage = f"[{citation.n}] ({citation.label}) {citation.text}\n"
         cost = count_tokens(passage)
         if cost > budget:
             if used:

@@ -133,11 +133,18 @@ class SupportScorer:
         self.cache = cache or EmbeddingCache(embedder)
         self.question_terms = set(content_terms(question))
         self.pair_scorer = pair_scorer
+        # Every answer sentence is scored against the same few passages: each is split once.
+        self._passages: dict[str, tuple[set[str], list[str]]] = {}
+
+    def _passage(self, passage: str) -> tuple[set[str], list[str]]:
+        """The passage's content terms and its sentence windows, computed once per scorer (answer)."""
+        if passage not in self._passages:
+            self._passages[passage] = (set(content_terms(passage)), passage_sentences(passage) or [passage])
+        return self._passages[passage]
 
     def score(self, sentence: str, passage: str) -> float:
-        known = set(content_terms(passage))
+        known, windows = self._passage(passage)
         lexical = coverage(content_terms(sentence), known | self.question_terms)
-        windows = passage_sentences(passage) or [passage]
         similarities = self.cache.matrix(windows) @ self.cache.matrix([sentence])[0]
         semantic = max(0.0, float(similarities.max()))
         signals = [lexical, semantic]

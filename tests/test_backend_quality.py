@@ -1,8 +1,12 @@
 """Retrieval quality per embedding backend on SQuAD, and the embedder-mismatch guard.
 
 Recall@10 over all 570 SQuAD passages with a fixed subset of the questions (every 20th of 5,915,
-i.e. 296) to keep the CPU time reasonable; the four local backends must land within 1 point of
-each other. Measured here: torch 0.9392, ONNX 0.9392, int8 ONNX 0.9358, GGUF f16 0.9392.
+i.e. 296) to keep the CPU time reasonable; the converted and quantized backends (int8 ONNX, the
+default, and GGUF f16) must land within 1 point of the torch reference. Measured here: torch
+0.9392, ONNX 0.9392, int8 ONNX 0.9358, GGUF f16 0.9392. Plain fp32 ONNX runs the same graph in
+the same precision as torch (its vectors match torch's to a mean cosine of 1.0000 here;
+tests/test_backends.py holds it to 0.999, above int8's 0.995), so the SQuAD set is not embedded
+with it a third time.
 """
 
 from __future__ import annotations
@@ -50,12 +54,11 @@ def recall_at_10(embedder, corpus, queries, relevant, squad_vectors) -> float:
 
 
 @pytest.mark.slow
-def test_recall_at_10_is_within_one_point_across_local_backends(minilm_gguf, squad_vectors):  # noqa: F811
+def test_recall_at_10_is_within_one_point_of_torch_for_int8_and_gguf(minilm_gguf, squad_vectors):  # noqa: F811
     corpus, queries, relevant = squad_subset()
     assert len(corpus) == 570 and len(queries) >= 250
     specs = {
         "sentence-transformers": EmbedderSpec("sentence-transformers", MINILM),
-        "onnx": EmbedderSpec("onnx", MINILM),
         "onnx-int8": EmbedderSpec("onnx-int8", MINILM),
         "gguf": EmbedderSpec("gguf", minilm_gguf),
     }

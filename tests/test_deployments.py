@@ -226,6 +226,21 @@ def test_qdrant_server_store_passes_sharding_to_create_collection(tmp_path):
     store.close()
 
 
+def test_query_worker_hands_every_ask_parameter_on(monkeypatch):
+    """The worker's task takes the ask flow's parameters and passes each on (strict included)."""
+    import inspect
+
+    from ragline.deployments import worker
+    from ragline.flows.query import ask
+
+    assert inspect.signature(worker.answer_question.fn).parameters.keys() == inspect.signature(ask.fn).parameters.keys()
+    received = {}
+    monkeypatch.setattr(worker, "ask", lambda **params: received.update(params) or {})
+    params = dict(question="q?", k=3, sources=["a.md"], file_types=["md"], collection="c", strict=True)
+    worker.answer_question.fn(**params)
+    assert received == params
+
+
 def test_compose_stack_is_complete():
     compose = yaml.safe_load(COMPOSE.read_text())
     services = compose["services"]

@@ -247,9 +247,10 @@ def test_edge_and_qdrant_client_stores_rank_alike_in_every_mode(subset, tmp_path
         for doc_id, (title, text) in list(subset.corpus.items())[:40]
     ]
     stores = [EdgeStore(tmp_path / "edge"), QdrantServerStore(":memory:")]
+    embedded = batches.embed_chunks(chunks, embedder)  # the ingest flow's path: embed once, then store
     for store in stores:
         store.ensure_collection(CollectionInfo("c", embedder.name, embedder.dimensions))
-        batches.embed_and_store(chunks, embedder, store, "c", root="r")
+        assert batches.store_embedded(chunks, embedded, store, "c", root="r") == len(chunks)
     for question in list(subset.queries.values())[:15]:
         for mode in ("dense", "sparse", "hybrid"):
             edge, server = (

@@ -258,6 +258,39 @@ def test_rebuild_switches_atomically_on_qdrant_aliases(folder, monkeypatch, ragl
     assert snapshot().keys() == before.keys() and "c.txt" in answers()
 
 
+def test_qdrant_server_store_caches_aliases_and_follows_a_switch_made_elsewhere(monkeypatch):
+    """Name lookups read the alias map once; a switch by another process (alias moved, old
+    collection dropped) shows up as a miss, which re-reads it."""
+    from qdrant_client import models as qm
+
+    from ragline.store import qdrant_server
+    from ragline.store.base import CollectionInfo
+    from ragline.store.qdrant_server import QdrantServerStore
+
+    monkeypatch.setattr(qdrant_server, "ALIAS_MAP_MAX_AGE_S", 3600.0)  # no expiry within the test
+
+    def point(alias: str, target: str):
+        return qm.CreateAliasOperation(create_alias=qm.CreateAlias(collection_name=target, alias_name=alias))
+
+    store = QdrantServerStore(":memory:")
+    for build, model in (("docs__build-1", "model-1"), ("docs__build-2", "model-2")):
+        store.ensure_collection(CollectionInfo(build, model, 4))
+    store.client.update_collection_aliases([point("docs", "docs__build-1")])
+    assert store.collection_info("absent") is None  # a miss: the map now holds docs -> build-1
+    reads = []
+    read_aliases = store.client.get_aliases
+    store.client.get_aliases = lambda: reads.append(1) or read_aliases()
+    for _ in range(3):
+        assert store.collection_info("docs").embedder == "model-1"
+    assert store.count("docs") == 0 and reads == []
+    # Another process switches docs to build-2 and drops build-1.
+    delete = qm.DeleteAliasOperation(delete_alias=qm.DeleteAlias(alias_name="docs"))
+    store.client.update_collection_aliases([delete, point("docs", "docs__build-2")])
+    store.client.delete_collection("docs__build-1")
+    assert store.collection_info("docs").embedder == "model-2" and reads == [1]
+    store.close()
+
+
 def test_entrances_reject_bad_collection_names_and_store_settings(folder, monkeypatch):
     from ragline.store import InvalidCollectionNameError
 

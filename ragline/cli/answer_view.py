@@ -15,6 +15,7 @@ from rich.markup import escape
 from rich.text import Text
 
 from ragline.cli.common import out
+from ragline.records import citation_label
 
 
 @contextlib.contextmanager
@@ -45,17 +46,15 @@ def streamed_tokens(status, enabled: bool = True) -> Iterator[None]:
 
 def answer_text(answer: dict) -> Text:
     """The answer, unsupported sentences in red with a note."""
-    sentences = answer.get("sentences") or []
-    if not sentences:
-        return Text(answer["answer"], style="bold")
-    from ragline.grounding import render_sentence
+    from ragline.grounding import marked_sentences
+    from ragline.records import Answer
 
     text = Text()
-    for i, s in enumerate(sentences):
+    for i, (sentence, supported) in enumerate(marked_sentences(Answer.model_validate(answer))):
         if i:
             text.append(" ")
-        text.append(render_sentence(s["text"], s["citations"]), style="bold" if s["supported"] else "bold red")
-        if not s["supported"]:
+        text.append(sentence, style="bold" if supported else "bold red")
+        if not supported:
             text.append(" (unsupported)", style="red italic")
     return text
 
@@ -66,7 +65,7 @@ def print_answer(answer: dict) -> None:
         out.print(f"[yellow]removed citations of passages that do not exist: {answer['invalid_citations']}[/]")
     out.print()
     for c in answer["citations"]:
-        where = escape(c["source"] + (f", page {c['page']}" if c["page"] else ""))
+        where = escape(citation_label(c["source"], c["page"]))
         snippet = escape(" ".join(c["text"].split())[:160])
         out.print(f"\\[{c['n']}] {where} (score {c['score']:.3f})\n    {snippet}")
     context = answer.get("context") or []

@@ -7,10 +7,18 @@ import os
 import sys
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
-from ragline.cli.common import connect_prefect, console, fail, load_settings, out, quiet_terminal_logs, run_flow
+from ragline.cli.common import (
+    connect_prefect,
+    console,
+    fail,
+    load_settings,
+    out,
+    quiet_terminal_logs,
+    run_flow,
+    warm_answer_models,
+    without_heartbeats,
+)
 from ragline.cli.deploy import deploy, serve
 from ragline.cli.evaluation import register as register_evaluation_commands
 from ragline.cli.mcp import mcp
@@ -49,18 +57,28 @@ def ingest(
     """Parse, chunk, embed and store the documents under PATH (unchanged files are skipped)."""
     settings = load_settings()
     check_ingest_arguments(settings, path, collection, allow_mass_delete)
-    connect_prefect(settings)
-    from ragline.cli.deploy import route_ingest
+    from ragline.cli.deploy import route_ingest, served_elsewhere
+    from ragline.ingestion import preview
     from ragline.ingestion.discovery import display_path
 
     path = display_path(path)  # flow parameters are JSON: the flow maps a `\xNN` form back to the bytes
-    # None unless `ragline serve` owns the store
-    routed = route_ingest(settings, path, collection, prune, reembed, allow_mass_delete)
-    summary = (
-        routed
-        if routed is not None
-        else run_ingest_with_progress_bar(path, collection, prune, reembed, allow_mass_delete)
-    )
+    # A run that would change nothing is answered here, without Prefect (ragline/ingestion/preview.py);
+    # for one that parses, the parsers and the model start while Prefect imports.
+    planned = preview.IngestPreview()
+    if not served_elsewhere(settings):
+        planned = preview.preview_ingest(settings, path, collection, prune, reembed, allow_mass_delete)
+    summary = planned.summary
+    if summary is None:
+        if planned.file_types:
+            preview.start_parsers_and_embedder(settings, planned.file_types)
+        connect_prefect(settings)
+        # None unless `ragline serve` owns the store
+        routed = route_ingest(settings, path, collection, prune, reembed, allow_mass_delete)
+        summary = (
+            routed
+            if routed is not None
+            else run_ingest_with_progress_bar(path, collection, prune, reembed, allow_mass_delete)
+        )
     if json_output:
         out.print_json(json.dumps(summary))
     else:
@@ -88,6 +106,8 @@ def check_ingest_arguments(settings, path: str, collection: str | None, allow_ma
 def run_ingest_with_progress_bar(
     path: str, collection: str | None, prune: bool, reembed: bool, allow_mass_delete: bool
 ):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     from ragline import progress
     from ragline.flows.ingest import ingest as ingest_flow
 
@@ -123,6 +143,8 @@ def shown(text: str) -> str:
 
 
 def print_ingest_summary(summary: dict) -> None:
+    from rich.table import Table
+
     table = Table(title=f"ingest into {shown(summary['collection'])}")
     for column in ("file", "status", "chunks", "reason"):
         table.add_column(column)
@@ -155,17 +177,22 @@ def ask(
     except ValueError as exc:
         fail(str(exc))
     settings = load_settings()
+    from ragline.cli.deploy import route_ask, served_elsewhere
+
+    routed = remote or served_elsewhere(settings)  # `ragline serve` owns the store: its query worker answers
+    if not routed:
+        warm_answer_models(settings)  # in the background, while Prefect and the flow import
     connect_prefect(settings)
     from ragline.cli.answer_view import print_answer, streamed_tokens
-    from ragline.cli.deploy import route_ask, served_elsewhere
     from ragline.flows.query import ask as ask_flow
 
     params = dict(question=question, k=k, sources=source or None, file_types=file_type or None, collection=collection)
     with console.status("retrieving and generating...") as status, streamed_tokens(status, not json_output):
-        if remote or served_elsewhere(settings):  # `ragline serve` owns the store: its query worker answers
+        if routed:
             answer = route_ask(settings, params, via_deployment=remote)
         else:
-            answer = run_flow(ask_flow, **params)
+            with without_heartbeats():
+                answer = run_flow(ask_flow, **params)
     if strict or settings.answer.strict:  # applied here too: a served worker answers with its own settings
         answer = strict_answer(answer)
     if json_output:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 
 import typer
 from rich.console import Console
@@ -48,6 +49,43 @@ def connect_prefect(settings: RaglineSettings) -> str:
         return ensure_prefect_api(settings)
     except (RuntimeError, ValueError) as exc:
         fail(str(exc))
+
+
+def warm_answer_models(settings: RaglineSettings) -> None:
+    """Load the embedder (and the generator when the answer mode generates) and open the store in
+    a background thread, while the caller imports Prefect and the flow: that import is Python that
+    holds the GIL, the loads run mostly in native code that releases it. The flow's get_embedder /
+    get_generator return the same per-process objects and wait for a load under way; a load that
+    fails here fails again in the flow, which reports it."""
+    import threading
+
+    def warm() -> None:
+        from ragline import backends
+        from ragline.answering import answer_mode
+        from ragline.embedders import get_embedder
+        from ragline.generators import get_generator
+        from ragline.store import open_store
+
+        try:
+            get_embedder(backends.embedder_spec(settings)).warm_up()
+            open_store(settings)
+            if answer_mode(settings) != "extractive":
+                get_generator(backends.generator_spec(settings)).warm_up()
+        except Exception:  # noqa: BLE001 - reported by the flow, with its context
+            return
+
+    threading.Thread(target=warm, daemon=True, name="ragline-warm-up").start()
+
+
+@contextmanager
+def without_heartbeats():
+    """Flow runs started inside send no heartbeats. A run's end joins Prefect's heartbeat thread,
+    which sleeps in 1 s steps: up to 1 s added to every one-shot `ragline ask` (0.8 s profiled).
+    Heartbeats let an automation mark a crashed run; an ask lasts seconds, an ingest keeps them."""
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+
+    with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+        yield
 
 
 def run_flow(flow_fn, status: str | None = None, **params):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
@@ -53,6 +54,27 @@ class LazyGenerator(LazyModel):
 
     def generate(self, messages: list[Message], max_tokens: int, temperature: float) -> str:
         return "".join(self.stream(messages, max_tokens, temperature))
+
+
+class TokenizerGenerator(LazyGenerator):
+    """A model run in this process with a Hugging Face-style tokenizer (`self.tokenizer`, set by
+    `_load`): transformers and mlx-lm."""
+
+    def __init__(self, spec: GeneratorSpec):
+        super().__init__(spec)
+        # One generation at a time: a model shared by threads would interleave their KV caches.
+        self._lock = threading.Lock()
+
+    def count_tokens(self, text: str) -> int:
+        self.warm_up()
+        return len(self.tokenizer.encode(text, add_special_tokens=False))
+
+    def prompt(self, messages: list[Message]) -> str:
+        """The chat template applied; base models without one get a plain transcript."""
+        self.warm_up()
+        if getattr(self.tokenizer, "chat_template", None):
+            return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        return "\n".join(f"{m['role']}: {m['content']}" for m in messages) + "\nassistant:"
 
 
 def register_backend(name: str, target: str) -> None:

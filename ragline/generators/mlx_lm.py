@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 
 from ragline.embedders.base import MissingDependencyError, ModelFormatError
-from ragline.generators.base import GeneratorSpec, LazyGenerator, Message
+from ragline.generators.base import Message, TokenizerGenerator
 from ragline.models.refs import resolve_model
 
 
-class MlxLmGenerator(LazyGenerator):
-    def __init__(self, spec: GeneratorSpec):
-        super().__init__(spec)
-        self._lock = threading.Lock()
-
+class MlxLmGenerator(TokenizerGenerator):
     def _load(self) -> None:
         try:
             import mlx_lm
@@ -30,18 +25,6 @@ class MlxLmGenerator(LazyGenerator):
         self._mlx_lm = mlx_lm
         self._make_sampler = make_sampler
         self.model, self.tokenizer = mlx_lm.load(str(location.path) if location.local else location.hub_id)
-
-    def count_tokens(self, text: str) -> int:
-        self.warm_up()
-        return len(self.tokenizer.encode(text, add_special_tokens=False))
-
-    def prompt(self, messages: list[Message]) -> str:
-        self.warm_up()
-        if getattr(self.tokenizer, "chat_template", None):
-            return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-        # Base models without a chat template get a plain transcript.
-        lines = [f"{m['role']}: {m['content']}" for m in messages]
-        return "\n".join(lines) + "\nassistant:"
 
     def stream(self, messages: list[Message], max_tokens: int, temperature: float) -> Iterator[str]:
         prompt = self.prompt(messages)

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ragline.embedders.base import MissingDependencyError
-from ragline.generators.base import GeneratorSpec, LazyGenerator, Message
+from ragline.generators.base import Message, TokenizerGenerator
 from ragline.models.refs import resolve_model
 
 
@@ -56,12 +56,7 @@ def load_arguments(model_ref: str) -> tuple[str, dict]:
     return hub_id, {}
 
 
-class TransformersGenerator(LazyGenerator):
-    def __init__(self, spec: GeneratorSpec):
-        super().__init__(spec)
-        # One generate() at a time: a model shared by threads would interleave their KV caches' memory.
-        self._lock = threading.Lock()
-
+class TransformersGenerator(TokenizerGenerator):
     def _load(self) -> None:
         try:
             import torch
@@ -82,17 +77,9 @@ class TransformersGenerator(LazyGenerator):
         self._stopping_list = StoppingCriteriaList
         self._torch = torch
 
-    def count_tokens(self, text: str) -> int:
-        self.warm_up()
-        return len(self.tokenizer.encode(text, add_special_tokens=False))
-
     def prompt_ids(self, messages: list[Message]):
-        """The chat template applied (a plain transcript for base models that have none)."""
-        self.warm_up()
-        if getattr(self.tokenizer, "chat_template", None):
-            text = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-        else:
-            text = "\n".join(f"{m['role']}: {m['content']}" for m in messages) + "\nassistant:"
+        """The prompt (TokenizerGenerator.prompt) as token ids on the model's device."""
+        text = self.prompt(messages)  # loads the model first
         # The template already holds the special tokens (BOS, role markers).
         encoded = self.tokenizer(text, return_tensors="pt", add_special_tokens=False)
         return {name: tensor.to(self.device) for name, tensor in encoded.items()}

@@ -97,9 +97,3 @@ def store_embedded(chunks, embedded: tuple, store: VectorStore, collection: str,
     vectors, sparse = embedded
     store.upsert(collection, chunks, vectors, root, sparse=sparse)
     return len(chunks)
-
-
-def embed_and_store(chunks, embedder: Embedder, store: VectorStore, collection: str, root: str) -> int:
-    if not chunks:
-        return 0
-    return store_embedded(chunks, embed_chunks(chunks, embedder), store, collection, root)

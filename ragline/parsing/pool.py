@@ -31,6 +31,8 @@ from ragline.records import FileReport, SourceFile
 # never needs (and it would make the pool and its workers import each other).
 WORKER_MODULE = "ragline.parsing.worker"
 PRELOAD = [WORKER_MODULE]
+# The file types a run will parse, for the forkserver's warm-up (worker.partitioners_to_warm).
+WARM_TYPES_ENV = "RAGLINE_PARSER_WARM_TYPES"
 _start_lock = threading.Lock()
 
 
@@ -167,6 +169,13 @@ class ParserPool:
 
 _pools: dict[tuple, ParserPool] = {}
 _pools_lock = threading.Lock()
+
+
+def expect_file_types(file_types) -> None:
+    """Announce the file types the coming parses will see, so that the forkserver imports only
+    their partitioners. Effective only before this process's forkserver starts (it inherits the
+    environment then); a type that comes later imports its partitioner on its first file."""
+    os.environ[WARM_TYPES_ENV] = ",".join(sorted(set(file_types)))
 
 
 def default_workers() -> int:

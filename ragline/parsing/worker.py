@@ -14,6 +14,7 @@ import email
 import importlib
 import os
 import signal
+import sys
 import tempfile
 import threading
 import time
@@ -202,7 +203,9 @@ def _die_with_parent() -> None:
 
 
 # unstructured imports each format's partitioner on first use (pdf alone takes seconds); loading
-# them here keeps that out of every worker's first file and out of its time limit.
+# them here keeps that out of every worker's first file and out of its time limit. Only those of
+# the file types the run announced (pool.expect_file_types) when it did: a run of 3 .txt files
+# then skips the ~5 s of pdf, xlsx, html, pptx and docx on 2 cores.
 WARM_PARTITIONERS = (
     "text",
     "html",
@@ -225,15 +228,73 @@ WARM_PARTITIONERS = (
 )
 
 
+# The partitioner unstructured picks per file type (by suffix; one it cannot name is detected).
+PARTITIONER_OF_TYPE = {
+    "txt": "text",
+    "text": "text",
+    "log": "text",
+    "md": "md",
+    "markdown": "md",
+    "html": "html",
+    "htm": "html",
+    "rst": "rst",
+    "org": "org",
+    "docx": "docx",
+    "doc": "docx",
+    "pptx": "pptx",
+    "ppt": "pptx",
+    "xlsx": "xlsx",
+    "xls": "xlsx",
+    "pdf": "pdf",
+    "eml": "email",
+    "msg": "msg",
+    "csv": "csv",
+    "tsv": "tsv",
+    "epub": "epub",
+    "odt": "odt",
+    "rtf": "rtf",
+    "json": "json",
+    "xml": "xml",
+}
+
+
+def partitioners_to_warm(announced: str | None) -> tuple[str, ...]:
+    """The partitioners for the announced file types (comma-separated), or all of them when
+    none were announced or one has no known partitioner (it would be detected from content)."""
+    types = [t for t in (announced or "").split(",") if t]
+    if not types or any(t not in PARTITIONER_OF_TYPE for t in types):
+        return WARM_PARTITIONERS
+    return tuple(dict.fromkeys(PARTITIONER_OF_TYPE[t] for t in types))
+
+
+@contextlib.contextmanager
+def _torch_hidden():
+    """Hide torch while spaCy loads: its ML library thinc imports torch whenever it is installed
+    (~3 s, half of the parser start on 2 cores), though the small English pipeline runs on
+    numpy. Importable again afterwards (the hi_res strategy's layout models use it)."""
+    if "torch" in sys.modules:
+        yield
+        return
+    sys.modules["torch"] = None  # `import torch` raises ImportError, which thinc expects
+    try:
+        yield
+    finally:
+        if "torch" in sys.modules and sys.modules["torch"] is None:
+            del sys.modules["torch"]
+
+
 def _warm() -> None:
     try:
-        prepare_unstructured()
-        from ragline.parsing.partition import load_spacy_pipeline
+        with _torch_hidden():
+            prepare_unstructured()
+            from ragline.parsing.partition import load_spacy_pipeline
 
-        load_spacy_pipeline()
+            load_spacy_pipeline()
     except Exception:  # a worker reports the same problem per file, with its reason
         return
-    for name in WARM_PARTITIONERS:
+    from ragline.parsing.pool import WARM_TYPES_ENV
+
+    for name in partitioners_to_warm(os.environ.get(WARM_TYPES_ENV)):
         with contextlib.suppress(Exception):
             importlib.import_module(f"unstructured.partition.{name}")
 

@@ -57,6 +57,11 @@ class SearchFilter:
     def is_empty(self) -> bool:
         return not self.sources and not self.file_types
 
+    def any_of(self) -> list[tuple[str, list[str]]]:
+        """(payload field, values) pairs: a point matches when each field holds one of its values."""
+        fields = (("source", self.sources), ("file_type", self.file_types))
+        return [(key, list(values)) for key, values in fields if values]
+
 
 @dataclass
 class SparseVector:

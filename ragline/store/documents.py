@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, NamedTuple
 
 from ragline import crashpoints
@@ -28,6 +28,16 @@ from ragline.store.manifest import record_point_id
 PAGE = 1000
 
 Conditions = Sequence[tuple[str, str]]
+
+
+def conditions_filter(make_filter: Callable[..., Any], make_match: Callable[[str, str], Any], must, must_not=()):
+    """An engine's filter (`make_filter(must=..., must_not=...)`) of (field, value) conditions, each
+    made by `make_match`; None when there is no condition."""
+    if not must and not must_not:
+        return None
+    return make_filter(
+        must=[make_match(*c) for c in must or ()] or None, must_not=[make_match(*c) for c in must_not] or None
+    )
 
 
 class StoredPoint(NamedTuple):

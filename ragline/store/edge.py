@@ -24,6 +24,7 @@ import qdrant_edge as qe
 
 from ragline import crashpoints
 from ragline.records import Chunk
+from ragline.store.aliases import AliasedCollections
 from ragline.store.base import (
     KEYWORD_FIELDS,
     MAX_STORED_NAME,
@@ -34,9 +35,8 @@ from ragline.store.base import (
     SparseVector,
     check_collection_name,
     check_compatible,
-    utf8_payload,
 )
-from ragline.store.documents import Conditions, DocumentSync
+from ragline.store.documents import Conditions, DocumentSync, conditions_filter
 from ragline.store.manifest import MANIFEST_KEYWORD_FIELDS, manifest_name
 
 DENSE = "dense"
@@ -45,7 +45,7 @@ SPARSE = "sparse"
 ALIASES_FILE = ".aliases.json"
 
 
-class EdgeStore(DocumentSync, SearchableStore):
+class EdgeStore(AliasedCollections, DocumentSync, SearchableStore):
     def __init__(self, path: str | Path):
         self.root = Path(path) / "edge"
         self.root.mkdir(parents=True, exist_ok=True)
@@ -113,7 +113,8 @@ class EdgeStore(DocumentSync, SearchableStore):
             vector: dict = {DENSE: vectors[i].tolist()}
             if sparse is not None and sparse[i].indices:
                 vector[SPARSE] = qe.SparseVector(sparse[i].indices, sparse[i].values)
-            points.append(qe.Point(chunk.chunk_id, vector, utf8_payload({**chunk.payload(), "root": root})))
+            # Valid UTF-8 already: text and title by the chunker, source and root in display form.
+            points.append(qe.Point(chunk.chunk_id, vector, {**chunk.payload(), "root": root}))
         with self._lock:
             shard = self._shard(collection)
             shard.update(qe.UpdateOperation.upsert_points(points))
@@ -165,22 +166,20 @@ class EdgeStore(DocumentSync, SearchableStore):
         request = _query_request(vector, sparse, k, _filter(filters), mode, fusion)
         return [] if request is None else self._shard(collection).query(request)
 
-    def drop_collection(self, name: str) -> None:
-        """Delete a collection, its sync manifest and their files (evaluation runs use throwaway
-        collections); an alias goes with the folder it named."""
-        with self._lock:
-            physical = self._physical(name)
-            if name in self._aliases:
-                self._write_aliases({a: p for a, p in self._aliases.items() if a not in (name, manifest_name(name))})
-            self._drop_physical(physical)
+    # drop_collection: ragline/store/aliases.py
 
-    def _drop_physical(self, physical: str) -> None:
-        for shard_name in (physical, manifest_name(physical)):
-            shard = self._shards.pop(shard_name, None)
-            if shard is not None:
-                shard.close()
-            (self.root / f"{shard_name}.json").unlink(missing_ok=True)
-            shutil.rmtree(self.root / shard_name, ignore_errors=True)
+    def _refresh_aliases(self) -> None:
+        pass  # the one process that owns the engine wrote the map it holds
+
+    def _unalias(self, names: list[str]) -> None:
+        self._write_aliases({a: p for a, p in self._aliases.items() if a not in names})
+
+    def _drop_one(self, physical: str) -> None:
+        shard = self._shards.pop(physical, None)
+        if shard is not None:
+            shard.close()
+        (self.root / f"{physical}.json").unlink(missing_ok=True)
+        shutil.rmtree(self.root / physical, ignore_errors=True)
 
     def switch_collection(self, collection: str, build: str) -> None:
         """Point `collection` and its manifest at the finished `build`, then drop the old data."""
@@ -224,9 +223,7 @@ def _match(key: str, value: str) -> qe.FieldCondition:
 
 
 def _where(must: Conditions | None, must_not: Conditions = ()) -> qe.Filter | None:
-    if not must and not must_not:
-        return None
-    return qe.Filter(must=[_match(*c) for c in must or ()] or None, must_not=[_match(*c) for c in must_not] or None)
+    return conditions_filter(qe.Filter, _match, must, must_not)
 
 
 def _create_manifest(folder: Path) -> qe.EdgeShard:
@@ -262,9 +259,4 @@ def _query_request(vector, sparse, k: int, flt, mode: str, fusion: FusionSpec) -
 def _filter(filters: SearchFilter | None) -> qe.Filter | None:
     if filters is None or filters.is_empty():
         return None
-    must = []
-    if filters.sources:
-        must.append(qe.FieldCondition(key="source", match=qe.MatchAny(list(filters.sources))))
-    if filters.file_types:
-        must.append(qe.FieldCondition(key="file_type", match=qe.MatchAny(list(filters.file_types))))
-    return qe.Filter(must=must)
+    return qe.Filter(must=[qe.FieldCondition(key=k, match=qe.MatchAny(v)) for k, v in filters.any_of()])

@@ -7,6 +7,7 @@ same API and filters, used by tests since no Qdrant server runs on CI machines.
 from __future__ import annotations
 
 import threading
+import time
 
 import numpy as np
 from qdrant_client import QdrantClient
@@ -14,6 +15,7 @@ from qdrant_client import models as qm
 
 from ragline import crashpoints
 from ragline.records import Chunk
+from ragline.store.aliases import AliasedCollections
 from ragline.store.base import (
     KEYWORD_FIELDS,
     MAX_STORED_NAME,
@@ -24,17 +26,20 @@ from ragline.store.base import (
     SparseVector,
     check_collection_name,
     check_compatible,
-    utf8_payload,
 )
-from ragline.store.documents import Conditions, DocumentSync
+from ragline.store.documents import Conditions, DocumentSync, conditions_filter
 from ragline.store.manifest import MANIFEST_KEYWORD_FIELDS, manifest_name
 
 DENSE = "dense"
 SPARSE = "sparse"
 META_KEY = "ragline"
+# The longest this process trusts its copy of the alias map. A switch elsewhere normally shows up
+# as a miss at once; this bounds the case where that switch's process died before dropping the
+# collection the alias named before (it stays, so no lookup misses).
+ALIAS_MAP_MAX_AGE_S = 30.0
 
 
-class QdrantServerStore(DocumentSync, SearchableStore):
+class QdrantServerStore(AliasedCollections, DocumentSync, SearchableStore):
     def __init__(
         self,
         location: str,
@@ -51,19 +56,37 @@ class QdrantServerStore(DocumentSync, SearchableStore):
         self.shard_number = shard_number
         self.replication_factor = replication_factor
         self._lock = threading.RLock()
+        # alias -> collection, read when first needed. Name lookups run per document promoted,
+        # per batch and per question; the map changes only at a rebuild's switch. This process
+        # re-reads it when it switches or drops, and another process's switch shows up as a
+        # lookup that misses (the collection the old alias named is dropped after the switch).
+        self._aliases: dict[str, str] | None = None
+        self._aliases_read_at = 0.0
+
+    def _refresh_aliases(self) -> None:
+        self._aliases = {a.alias_name: a.collection_name for a in self.client.get_aliases().aliases}
+        self._aliases_read_at = time.monotonic()
 
     def _physical(self, name: str) -> str:
-        """The collection a name reads: itself, or the one it is an alias of."""
+        """The collection a name reads: itself, or the one it is an alias of (cached map)."""
         check_collection_name(name, MAX_STORED_NAME)
-        for alias in self.client.get_aliases().aliases:
-            if alias.alias_name == name:
-                return alias.collection_name
-        return name
+        if self._aliases is None or time.monotonic() - self._aliases_read_at > ALIAS_MAP_MAX_AGE_S:
+            self._refresh_aliases()
+        return self._aliases.get(name, name)
+
+    def _existing(self, name: str) -> str | None:
+        """The collection `name` reads, if it exists; a miss re-reads the alias map once."""
+        physical = self._physical(name)
+        if self.client.collection_exists(physical):
+            return physical
+        self._refresh_aliases()
+        current = self._physical(name)
+        return current if current != physical and self.client.collection_exists(current) else None
 
     def collection_info(self, name: str) -> CollectionInfo | None:
         with self._lock:
-            physical = self._physical(name)
-            if not self.client.collection_exists(physical):
+            physical = self._existing(name)
+            if physical is None:
                 return None
             metadata = self.client.get_collection(physical).config.metadata or {}
         if META_KEY not in metadata:
@@ -102,7 +125,8 @@ class QdrantServerStore(DocumentSync, SearchableStore):
             vector: dict = {DENSE: vectors[i].tolist()}
             if sparse is not None and sparse[i].indices:
                 vector[SPARSE] = qm.SparseVector(indices=sparse[i].indices, values=sparse[i].values)
-            payload = utf8_payload({**chunk.payload(), "root": root})
+            # Valid UTF-8 already: text and title by the chunker, source and root in display form.
+            payload = {**chunk.payload(), "root": root}
             points.append(qm.PointStruct(id=chunk.chunk_id, vector=vector, payload=payload))
         with self._lock:
             self.client.upsert(collection, points=points, wait=True)
@@ -114,14 +138,14 @@ class QdrantServerStore(DocumentSync, SearchableStore):
     # the manifest is written only after both have been applied.
 
     def _has_collection(self, name: str) -> bool:
-        return self.client.collection_exists(self._physical(name))
+        return self._existing(name) is not None
 
     def _target(self, name: str) -> str:
         return name
 
     def _manifest_target(self, collection: str, create: bool) -> str | None:
         name = manifest_name(collection)
-        if self.client.collection_exists(self._physical(name)):
+        if self._existing(name) is not None:
             return name
         if not create:
             return None
@@ -160,20 +184,15 @@ class QdrantServerStore(DocumentSync, SearchableStore):
             return []
         return self.client.query_points(collection, limit=k, with_payload=True, **arguments).points
 
-    def drop_collection(self, name: str) -> None:
-        """Delete a collection and its sync manifest (evaluation runs use throwaway collections);
-        an alias goes with the collection it named."""
-        with self._lock:
-            physical = self._physical(name)
-            if physical != name:
-                aliases = [n for n in (name, manifest_name(name)) if self._physical(n) != n]
-                self.client.update_collection_aliases([_delete_alias(n) for n in aliases])
-            self._drop_physical(physical)
+    # drop_collection: ragline/store/aliases.py
 
-    def _drop_physical(self, physical: str) -> None:
-        for collection in (physical, manifest_name(physical)):
-            if self.client.collection_exists(collection):
-                self.client.delete_collection(collection)
+    def _unalias(self, names: list[str]) -> None:
+        self.client.update_collection_aliases([_delete_alias(n) for n in names])
+        self._aliases = None
+
+    def _drop_one(self, physical: str) -> None:
+        if self.client.collection_exists(physical):
+            self.client.delete_collection(physical)
 
     def switch_collection(self, collection: str, build: str) -> None:
         """Point `collection` and its manifest at the finished `build` (aliases), then drop the old.
@@ -183,6 +202,7 @@ class QdrantServerStore(DocumentSync, SearchableStore):
         moment with no collection (a re-run finishes a switch cut short there).
         """
         with self._lock:
+            self._refresh_aliases()  # what the server holds now, not what this process last read
             old = self._physical(collection)
             names = (collection, manifest_name(collection))
             if old == collection:
@@ -195,6 +215,7 @@ class QdrantServerStore(DocumentSync, SearchableStore):
                 for alias, target in zip(names, (build, manifest_name(build)), strict=True)
             ]
             self.client.update_collection_aliases(moves)
+            self._aliases = None
             crashpoints.reached("switched")
             if old not in (collection, build):
                 self._drop_physical(old)
@@ -219,9 +240,7 @@ def _match(key: str, value: str) -> qm.FieldCondition:
 
 
 def _where(must: Conditions | None, must_not: Conditions = ()) -> qm.Filter | None:
-    if not must and not must_not:
-        return None
-    return qm.Filter(must=[_match(*c) for c in must or ()] or None, must_not=[_match(*c) for c in must_not] or None)
+    return conditions_filter(qm.Filter, _match, must, must_not)
 
 
 def _query_arguments(vector, sparse, k: int, flt, mode: str, fusion: FusionSpec) -> dict | None:
@@ -249,9 +268,4 @@ def _query_arguments(vector, sparse, k: int, flt, mode: str, fusion: FusionSpec)
 def _filter(filters: SearchFilter | None) -> qm.Filter | None:
     if filters is None or filters.is_empty():
         return None
-    must = []
-    if filters.sources:
-        must.append(qm.FieldCondition(key="source", match=qm.MatchAny(any=list(filters.sources))))
-    if filters.file_types:
-        must.append(qm.FieldCondition(key="file_type", match=qm.MatchAny(any=list(filters.file_types))))
-    return qm.Filter(must=must)
+    return qm.Filter(must=[qm.FieldCondition(key=k, match=qm.MatchAny(any=v)) for k, v in filters.any_of()])

@@ -322,14 +322,21 @@ class SquadVectors:
             self.corpus = [json.loads(line) for line in handle]
         with open(SQUAD_DIR / "queries.jsonl") as handle:
             self.queries = {row["_id"]: row["text"] for row in map(json.loads, handle)}
-        self._passages: dict[str, object] = {}
+        self._passages: dict[str, dict[str, object]] = {}
         self._questions: dict[str, dict[str, object]] = {}
 
-    def passages(self, embedder):
-        if embedder.name not in self._passages:
-            texts = [f"{row['title']}\n{row['text']}" for row in self.corpus]
-            self._passages[embedder.name] = embedder.embed_documents(texts)
-        return self._passages[embedder.name]
+    def passages(self, embedder, passage_ids: list[str] | None = None):
+        """The embeddings of `passage_ids` (default: every passage, in corpus order); a passage
+        is embedded once per embedder, whichever test asks first."""
+        import numpy as np
+
+        texts = {row["_id"]: f"{row['title']}\n{row['text']}" for row in self.corpus}
+        passage_ids = passage_ids or list(texts)
+        known = self._passages.setdefault(embedder.name, {})
+        missing = [p for p in passage_ids if p not in known]
+        if missing:
+            known.update(zip(missing, embedder.embed_documents([texts[p] for p in missing]), strict=True))
+        return np.stack([known[p] for p in passage_ids])
 
     def questions(self, embedder, query_ids: list[str]):
         import numpy as np

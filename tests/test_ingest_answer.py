@@ -67,7 +67,7 @@ def ingested(prefect_api, tmp_path_factory):
 
 
 BOOK = "book-war-and-peace-1225p.txt"
-BOOK_BYTES = 320_000
+BOOK_BYTES = 120_000
 HANDBOOK = "handbook-872p.docx"
 HANDBOOK_BLOCKS = 800  # of its 8,159 paragraphs and tables
 PRE_PAGE = "fake-html-pre.htm"

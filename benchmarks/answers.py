@@ -26,13 +26,11 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
-from ingest import QUIET_ENV, start_prefect  # noqa: E402
 
 COLLECTION = "bench-answers"
 MODES = ("extractive", "generate", "whole-chunks")
@@ -191,28 +189,11 @@ def parse_args(argv=None):
 
 
 def main(argv=None) -> dict:
-    os.environ.update({k: v for k, v in QUIET_ENV.items() if k not in os.environ})
+    common.quiet_environment()
     args = parse_args(argv)
-    with tempfile.TemporaryDirectory(prefix="ragline-bench-") as tmp:
-        workdir = args.workdir or Path(tmp)
-        env, server = start_prefect(workdir)
-        os.environ.update(env)
-        try:
-            runs = run(args, workdir)
-        finally:
-            from ragline.store import close_stores
-
-            close_stores()
-            if server is not None:
-                os.killpg(server.pid, 15)
-                server.wait(timeout=30)
+    runs = common.run_with_prefect(lambda args, workdir, env: run(args, workdir), args, in_process=True)
     result = {
-        "benchmark": "answers",
-        "date": time.strftime("%Y-%m-%d %H:%M"),
-        "commit": common.git_commit(),
-        "command": common.command_line(),
-        "machine": common.machine(),
-        "versions": common.versions(["ragline", "llama_cpp_python", "prefect"]),
+        **common.result_header("answers", ["ragline", "llama_cpp_python", "prefect"]),
         "config": {"modes": args.modes, "limit": args.limit, "qa": str(args.qa or "bundled SQuAD sample")},
         "runs": runs,
     }

@@ -171,7 +171,8 @@ def known_item_corpus(workdir: Path, chars: int, per_doc: int) -> Corpus:
             text = path.read_text(encoding="utf-8", errors="replace")
             path = workdir / "known" / name
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text[: text.find("\n\n", chars * 2) + 1], encoding="utf-8")
+            cut = text.find("\n\n", chars * 2)  # at a paragraph end, or the whole text when none follows
+            path.write_text(text[: cut + 1] if cut >= 0 else text, encoding="utf-8")
         kept, total = [], 0
         for element in partition_file(str(path)):
             if (element.text or "").strip() and total < chars:

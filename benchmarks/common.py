@@ -16,6 +16,8 @@ import resource
 import shlex
 import subprocess
 import sys
+import tempfile
+import time
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -237,6 +239,69 @@ def run_worker(argv: list[str], env: dict | None = None, timeout: float | None =
 
 
 # -- results ------------------------------------------------------------------------------------
+
+
+# The environment every benchmark process runs with: offline models, no progress bars, quiet Prefect.
+QUIET_ENV = {
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+    "TOKENIZERS_PARALLELISM": "false",
+    "PREFECT_LOGGING_LEVEL": "WARNING",
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+}
+
+
+def quiet_environment() -> None:
+    os.environ.update({k: v for k, v in QUIET_ENV.items() if k not in os.environ})
+
+
+def start_prefect(workdir: Path) -> tuple[dict, object]:
+    """A Prefect API for the workers: PREFECT_API_URL when set, else a throwaway local server."""
+    if os.environ.get("PREFECT_API_URL"):
+        return {"PREFECT_API_URL": os.environ["PREFECT_API_URL"]}, None
+    import socket
+
+    from ragline.deployments.local_server import local_api_url, start_local_server
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    process = start_local_server(workdir / "prefect", port, timeout_s=300)
+    return {"PREFECT_API_URL": local_api_url(port)}, process
+
+
+def run_with_prefect(measure, args, in_process: bool = False) -> dict:
+    """`measure(args, workdir, env)` in `args.workdir` (or a temp dir) with a Prefect API; a
+    server started for it is stopped afterwards, and with `in_process` (the flows run in this
+    process) this process points at it and closes its embedded store at the end."""
+    with tempfile.TemporaryDirectory(prefix="ragline-bench-") as tmp:
+        workdir = args.workdir or Path(tmp)
+        env, server = start_prefect(workdir)
+        if in_process:
+            os.environ.update(env)
+        try:
+            return measure(args, workdir, env)
+        finally:
+            if in_process:
+                from ragline.store import close_stores
+
+                close_stores()
+            if server is not None:
+                os.killpg(server.pid, 15)
+                server.wait(timeout=30)
+
+
+def result_header(benchmark: str, packages: list[str]) -> dict:
+    """The fields every result JSON starts with: what ran, when, where, with which versions."""
+    return {
+        "benchmark": benchmark,
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+        "commit": git_commit(),
+        "command": command_line(),
+        "machine": machine(),
+        "versions": versions(packages),
+    }
 
 
 def save_result(name: str, result: dict, out: Path | None = None) -> Path:

@@ -35,39 +35,12 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
 def export_eager_fp32(model_dir: Path, target: Path) -> Path:
-    """ragline's export (ragline.embedders.onnx.export_fp32) with eager attention: transformers 5
-    defaults to SDPA, whose exported graph the optimizer's Attention fusion does not match (only
-    LayerNorm/GELU fuse then); the eager graph fuses into Attention + EmbedLayerNormalization."""
-    import torch
-    from transformers import AutoModel
+    """ragline's export with eager attention: transformers 5 defaults to SDPA, whose exported graph
+    the optimizer's Attention fusion does not match (only LayerNorm/GELU fuse then); the eager
+    graph fuses into Attention + EmbedLayerNormalization."""
+    from ragline.embedders.onnx import export_fp32
 
-    from ragline.embedders.onnx import ONNX_INPUTS
-
-    model = AutoModel.from_pretrained(str(model_dir), attn_implementation="eager").eval()
-
-    class TokenEmbeddings(torch.nn.Module):
-        def __init__(self, inner):
-            super().__init__()
-            self.inner = inner
-
-        def forward(self, input_ids, attention_mask, token_type_ids):
-            out = self.inner(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids)
-            return out.last_hidden_state
-
-    sample = torch.ones(2, 16, dtype=torch.long)
-    axes = {name: {0: "batch", 1: "sequence"} for name in (*ONNX_INPUTS, "token_embeddings")}
-    with torch.no_grad():
-        torch.onnx.export(
-            TokenEmbeddings(model),
-            (sample, torch.ones_like(sample), torch.zeros_like(sample)),
-            str(target),
-            input_names=list(ONNX_INPUTS),
-            output_names=["token_embeddings"],
-            dynamic_axes=axes,
-            opset_version=17,
-            dynamo=False,
-        )
-    return target
+    return export_fp32(model_dir, target, attn_implementation="eager")
 
 
 def fused_models(

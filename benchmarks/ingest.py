@@ -20,10 +20,8 @@ separately as `startup_s`. Results go to benchmarks/results/*.json and a row in 
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -44,14 +42,6 @@ PEER_SETUP = {"unstructured": PEERS_DIR / "setup_unstructured.sh"}
 TEXT_ONLY_PEERS = {"llamaindex", "haystack"}
 COLLECTION = "bench"
 TOP_K = 10
-QUIET_ENV = {
-    "HF_HUB_OFFLINE": "1",
-    "TRANSFORMERS_OFFLINE": "1",
-    "HF_HUB_DISABLE_PROGRESS_BARS": "1",
-    "TOKENIZERS_PARALLELISM": "false",
-    "PREFECT_LOGGING_LEVEL": "WARNING",
-    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-}
 
 
 # -- the ragline worker (runs in its own process) -----------------------------------------------
@@ -242,26 +232,7 @@ def run_peer(name: str, corpus: Path, workdir: Path, queries_file: Path, args) -
     ]
     if queries_file is None:
         argv = [a for a in argv if a not in ("--queries-file", "None")]
-    return common.run_worker(argv, env=QUIET_ENV)
-
-
-def start_prefect(workdir: Path) -> tuple[dict, object]:
-    """A Prefect API for the workers: PREFECT_API_URL when set, else a throwaway local server."""
-    if os.environ.get("PREFECT_API_URL"):
-        return {"PREFECT_API_URL": os.environ["PREFECT_API_URL"]}, None
-    from ragline.deployments.local_server import local_api_url, start_local_server
-
-    port = _free_port()
-    process = start_local_server(workdir / "prefect", port, timeout_s=300)
-    return {"PREFECT_API_URL": local_api_url(port)}, process
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return common.run_worker(argv, env=common.QUIET_ENV)
 
 
 def measure(args, workdir: Path, env: dict) -> dict:
@@ -416,7 +387,7 @@ def parse_args(argv=None):
 
 
 def main(argv=None) -> dict | None:
-    os.environ.update({k: v for k, v in QUIET_ENV.items() if k not in os.environ})
+    common.quiet_environment()
     args = parse_args(argv)
     if args.worker:
         import json
@@ -424,24 +395,18 @@ def main(argv=None) -> dict | None:
         args.corpus = args.corpus_path
         Path(args.result).write_text(json.dumps(ragline_worker(args)))
         return None
-    with tempfile.TemporaryDirectory(prefix="ragline-bench-") as tmp:
-        workdir = args.workdir or Path(tmp)
-        env, server = start_prefect(workdir)
-        try:
-            runs = measure(args, workdir, env)
-        finally:
-            if server is not None:
-                os.killpg(server.pid, 15)
-                server.wait(timeout=30)
+    runs = common.run_with_prefect(measure, args)
+    packages = [
+        "ragline",
+        "torch",
+        "sentence-transformers",
+        "prefect",
+        "qdrant-edge-py",
+        "unstructured",
+        "transformers",
+    ]
     result = {
-        "benchmark": "ingest",
-        "date": time.strftime("%Y-%m-%d %H:%M"),
-        "commit": common.git_commit(),
-        "command": common.command_line(),
-        "machine": common.machine(),
-        "versions": common.versions(
-            ["ragline", "torch", "sentence-transformers", "prefect", "qdrant-edge-py", "unstructured", "transformers"]
-        ),
+        **common.result_header("ingest", packages),
         "config": {
             "docs": args.docs,
             "scales": args.scales,

@@ -106,11 +106,28 @@ def ensure_prefect_api(settings: RaglineSettings) -> str:
             "RAGLINE_PREFECT__LOCAL_PORT to a free port, or, if it is a Prefect server you trust (e.g. "
             f"one started for another data dir), set PREFECT_API_URL={api_url}."
         )
-    # ragline started this server from this Prefect install (start_local_server), so the client's
-    # version handshake (two GET /admin/version per run, the slowest request) is skipped. After an
-    # upgrade of Prefect, `ragline server stop` makes the next command start the new version.
-    os.environ.setdefault("PREFECT_CLIENT_SERVER_VERSION_CHECK_ENABLED", "false")
+    # The client's version handshake (two GET /admin/version per run, the slowest request) is
+    # skipped while the server ragline started runs the installed Prefect version; after an
+    # upgrade it is back on until `ragline server stop` and the next command start the new one.
+    if _started_version(home) == installed_prefect_version():
+        os.environ.setdefault("PREFECT_CLIENT_SERVER_VERSION_CHECK_ENABLED", "false")
     return _apply(api_url)
+
+
+VERSION_FILE = "server.prefect-version"
+
+
+def installed_prefect_version() -> str:
+    from importlib.metadata import version
+
+    return version("prefect")  # without importing Prefect (~2 s)
+
+
+def _started_version(home: Path) -> str | None:
+    try:
+        return (home / VERSION_FILE).read_text().strip()
+    except OSError:
+        return None
 
 
 def start_local_server(home: Path, port: int, timeout_s: float) -> subprocess.Popen:
@@ -134,6 +151,7 @@ def start_local_server(home: Path, port: int, timeout_s: float) -> subprocess.Po
             start_new_session=True,
         )
     (home / "server.pid").write_text(str(process.pid))
+    (home / VERSION_FILE).write_text(installed_prefect_version())
     deadline = time.monotonic() + timeout_s
     api_url = local_api_url(port)
     while time.monotonic() < deadline:

@@ -18,7 +18,7 @@ from ragline.ingestion import plan as sync_plan
 from ragline.ingestion.batches import batched
 from ragline.ingestion.locking import ingest_lock
 from ragline.ingestion.plan import IngestError
-from ragline.ingestion.preview import summarize  # one summary shape for the flow and the CLI's no-op path
+from ragline.ingestion.sync import planned_reports, summarize  # shared with the CLI's preview
 from ragline.parsing.pool import expect_file_types
 from ragline.records import FileReport
 from ragline.settings import RaglineSettings, get_settings
@@ -71,8 +71,7 @@ def ingest(
             len(plan.unchanged),
             len(plan.removed),
         )
-        reports = list(discovery.reports) + plan.known_failures + plan.kept
-        reports += [FileReport(f.source, "unchanged") for f in plan.unchanged]
+        reports = planned_reports(discovery, plan)
         if plan.refreshed:
             with_retries(t.refresh_manifest, settings)(settings, target, root, plan.refreshed)
         work = run_guarded(ingest_documents, plan, settings, target, reports)

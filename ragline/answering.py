@@ -82,6 +82,18 @@ def retrieve(
     return retrieval.search(question, k, filters, embedder, store, collection, options or RetrievalOptions())
 
 
+def load_answer_models(settings: RaglineSettings, with_generator: bool = True) -> None:
+    """Load the configured embedder (and generator) now; later get_embedder / get_generator calls
+    in this process return the same loaded objects."""
+    from ragline import backends
+    from ragline.embedders import get_embedder
+    from ragline.generators import get_generator
+
+    get_embedder(backends.embedder_spec(settings)).warm_up()
+    if with_generator:
+        get_generator(backends.generator_spec(settings)).warm_up()
+
+
 def answer_mode(settings: RaglineSettings) -> str:
     """answer.mode with `auto` decided: extractive for a catalog model under 1B parameters."""
     mode = settings.answer.mode

@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 
 from ragline.generators import Generator
-from ragline.support import STOPWORDS, stem
+from ragline.support import stem
 
 REWRITE_PROMPT = (
     "Rewrite the last question so that it can be understood without the conversation. "
@@ -28,8 +28,14 @@ REFERRING_WORDS = frozenset(
     "then also same former latter one ones".split()
 )
 LEADING_CONNECTIVES = ("and ", "but ", "so ", "also ", "what about", "how about", "and?", "why?", "how?")
-# The words of asking itself ("please tell me ...") carry nothing a rewrite must keep or bring in.
-QUESTION_STOPWORDS = STOPWORDS | {"please", "tell", "say"}
+# Words a rewrite may drop or bring in: the words of asking ("please tell me ..."). Not support.py's
+# STOPWORDS, which also hold words that change a question's meaning (not, no, only, more, without):
+# a rewrite that loses one of those asks something else and must be refused.
+QUESTION_STOPWORDS = frozenset(
+    "a an the and or but of to in on at for from by with about as is are was were be been do does did "
+    "what who whom which when where why how i you we me my your our can could would should will shall "
+    "may might must please tell say".split()
+)
 HISTORY_TURNS = 4  # earlier messages shown to the rewriter: enough for a referent, short to process
 
 

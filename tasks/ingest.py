@@ -13,9 +13,7 @@ from prefect.cache_policies import NO_CACHE
 
 from ragline import backends, crashpoints
 from ragline.embedders import get_embedder
-from ragline.ingestion import batches, rebuild
-from ragline.ingestion import plan as sync_plan
-from ragline.ingestion.discovery import Discovery, KnownHash, Scope, discover
+from ragline.ingestion import batches, rebuild, sync
 from ragline.records import Chunk, DocumentRecord, ParsedBatch, SourceFile
 from ragline.settings import RaglineSettings
 from ragline.store import collection_for, open_store
@@ -25,31 +23,9 @@ from ragline.tasks.cancellation import raise_if_cancelled
 NOT_KEPT = dict(cache_policy=NO_CACHE, persist_result=False)
 
 
-@task(name="load-sync-state", **NOT_KEPT)
-def load_sync_state(settings: RaglineSettings, collection: str, path: str, reembed: bool) -> sync_plan.SyncState:
-    # The spec names the embedder without loading it: an unchanged folder never needs the model.
-    name = backends.embedder_spec(settings).name
-    signature = batches.parse_options(settings).signature()
-    return sync_plan.load_state(open_store(settings), collection, path, name, reembed, signature)
-
-
-@task(name="discover-files", **NOT_KEPT)
-def discover_files(scope: Scope, settings: RaglineSettings, known: dict[str, KnownHash] | None = None) -> Discovery:
-    i = settings.ingest
-    return discover(scope.path, i.include, i.exclude, i.max_file_mb, known, scope=scope)
-
-
-@task(name="plan-sync", **NOT_KEPT)
-def plan_sync(
-    discovery: Discovery,
-    state: sync_plan.SyncState,
-    prune: bool,
-    force: bool,
-    allow_mass_delete: bool,
-    settings: RaglineSettings,
-) -> sync_plan.SyncPlan:
-    fraction = settings.ingest.max_delete_fraction
-    return sync_plan.plan_sync(discovery, state, prune, force, fraction, allow_mass_delete)
+load_sync_state = task(name="load-sync-state", **NOT_KEPT)(sync.load_sync_state)
+discover_files = task(name="discover-files", **NOT_KEPT)(sync.discover_files)
+plan_sync = task(name="plan-sync", **NOT_KEPT)(sync.plan_sync)
 
 
 @task(name="parse-files", **NOT_KEPT)

@@ -331,7 +331,7 @@ class SquadVectors:
         import numpy as np
 
         texts = {row["_id"]: f"{row['title']}\n{row['text']}" for row in self.corpus}
-        passage_ids = passage_ids or list(texts)
+        passage_ids = list(texts) if passage_ids is None else passage_ids
         known = self._passages.setdefault(embedder.name, {})
         missing = [p for p in passage_ids if p not in known]
         if missing:

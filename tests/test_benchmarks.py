@@ -92,6 +92,36 @@ def test_reduced_mixed_corpus_leaves_out_named_and_big_files(tmp_path):
     assert kept == ["keep.txt", "sub/nested.md"]
 
 
+def test_ratios_take_the_limit_from_the_first_scale_and_growth_from_every_scale():
+    """The smoke run below measures one scale; a default run measures two (1,4): the limit and
+    recall come from the first, docs/s and memory per scale from all, the peers vs the first."""
+    import ingest
+
+    def scale_run(docs, seconds, limit):
+        return {
+            "docs": docs,
+            "chunks": docs,
+            "ingest_s": seconds,
+            "reingest_s": 1.0,
+            "limit": limit,
+            "peak_pss_mb": docs,
+            "peak_rss_sum_mb": docs + 1,
+            "recall_at_10": 0.9,
+            "recall_at_10_default": 0.95,
+            "retrieval_mode": "hybrid",
+        }
+
+    limit = {"encode_s": 6.0, "partition_s": 2.0, "parse_s": 3.0, "chunks_per_s": 16.7}
+    runs = {
+        "ragline": {"1x": scale_run(100, 10.0, limit), "4x": scale_run(400, 50.0, None)},
+        "llamaindex": {"docs": 100, "ingest_s": 20.0, "recall_at_10": 0.8},
+    }
+    r = ingest.ratios(runs)
+    assert r["ingest_vs_partition_encode_limit"] == 0.8 and r["ingest_vs_limit"] == 0.6
+    assert r["docs_per_s_by_scale"] == {"1x": 10.0, "4x": 8.0} and r["peak_pss_mb"] == {"1x": 100, "4x": 400}
+    assert r["vs_llamaindex"] == 2.0 and r["recall_at_10"]["llamaindex"] == 0.8
+
+
 def test_percentile_picks_from_the_values():
     values = [float(v) for v in range(1, 101)]
     assert common.percentile(values, 50) in (50.0, 51.0)
@@ -110,7 +140,7 @@ def test_ingest_benchmark_smoke(prefect_api, tmp_path):
         "--docs",
         str(INGEST_SMOKE_DOCS),
         "--scales",
-        "1",  # more scales repeat the same steps on a bigger copy (test_corpus_varies_... above)
+        "1",  # more scales: test_ratios_take_the_limit_from_the_first_scale_... and the corpus builder above
         "--queries",
         "10",
         "--no-peers",

@@ -274,6 +274,9 @@ def test_follow_up_rewrite_keeps_standalone_questions_and_checks_the_model():
     # Small models echo the earlier question (drops "founded") or answer instead of asking.
     assert accept_rewrite("What does Acme Rockets build?", "who founded it?", HISTORY) is None
     assert accept_rewrite("Acme Rockets was founded by Ace.", "who founded it?", HISTORY) is None
+    # A rewrite that drops a negation asks the opposite question.
+    assert accept_rewrite("Was Acme Rockets founded in Ohio?", "was it not founded in Ohio?", HISTORY) is None
+    assert accept_rewrite("Was Acme Rockets not founded in Ohio?", "was it not founded in Ohio?", HISTORY)
 
 
 def test_stdio_command_refers_to_http_when_serve_owns_the_store(chat, tmp_path):

@@ -76,7 +76,7 @@ PRE_PAGE_BYTES = 46_000
 
 def docs_with_shorter_big_files(folder):
     """Every shared file, byte for byte, except the three the docs README calls large (the
-    throughput files: BENCHMARKS.md measures them whole) cut to about a tenth, in their own format:
+    throughput files: BENCHMARKS.md measures them whole) cut to 4-10% of their size, in their own format:
     a valid plain text, a valid .docx, a valid .htm with its <pre> block. Whole, they are 60% of
     the chunks and most of this module's time, and they add no case the shorter copies lack
     (handbook-1p.docx and the other files cover the formats; tests/test_hostile.py the limits)."""
@@ -214,3 +214,22 @@ def test_cli_ask_json_prints_exactly_the_answer_object(ingested, prefect_api):
     assert set(answer["sentences"][0]) == {"text", "citations", "supported", "support"}
     assert set(answer["citations"][0]) == {"n", "source", "page", "chunk_id", "score", "text"}
     assert any(c["source"].startswith("stanley-cups.") for c in answer["citations"])
+
+
+def test_the_large_pre_page_whole_partitions_into_its_many_chunks():
+    """The ingest above reads a tenth of fake-html-pre.htm; partitioned whole (0.3 s) its one
+    <pre> block of 460 KB still becomes hundreds of chunks, not one truncated element."""
+    from ragline.parsing.chunking import chunk_elements
+    from ragline.parsing.partition import partition_file
+    from ragline.records import SourceFile
+    from ragline.settings import get_settings
+
+    path = SHARED_DOCS / PRE_PAGE
+    elements = partition_file(str(path))
+    c = get_settings().chunking
+    source = SourceFile(str(path), PRE_PAGE, path.stat().st_size, "h", "htm")
+    chunks = chunk_elements(
+        elements, source, c.max_characters, c.new_after_n_chars, c.overlap, c.combine_text_under_n_chars
+    )
+    assert len(chunks) > path.stat().st_size // 1000  # every 1,000 characters of text is chunked
+    assert "USA PATRIOT ACT" in chunks[0].text and "sidered and passed Senate" in "".join(c.text for c in chunks[-3:])

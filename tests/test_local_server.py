@@ -114,6 +114,9 @@ def test_first_command_starts_the_server_later_ones_reuse_it_and_stop_stops_it(l
     assert local.answers(), "no Prefect server answers on the local port after the first command"
     server = local.server_pid()
     assert alive(server)
+    from importlib.metadata import version
+
+    assert (local.pid_file.parent / "server.prefect-version").read_text() == version("prefect")
     # The run was recorded by that server: the UI a user opens shows it.
     runs = httpx.post(f"{local.api_url}/flow_runs/filter", json={"flows": {"name": {"any_": ["ingest"]}}}, timeout=30)
     runs.raise_for_status()
@@ -184,3 +187,23 @@ def port_open(port: int) -> bool:
 
     with socket.socket() as s:
         return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_the_version_handshake_is_skipped_only_for_a_server_of_the_installed_prefect(tmp_path, monkeypatch):
+    """ragline started the server and wrote its Prefect version: the client's handshake is skipped
+    while that is the installed version, and is back after an upgrade (until `ragline server stop`)."""
+    from ragline.deployments import local_server
+    from ragline.settings import RaglineSettings
+
+    settings = RaglineSettings(data_dir=str(tmp_path / "data"))
+    home = local_server.server_home(settings)
+    home.mkdir(parents=True)
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    monkeypatch.setattr(local_server, "_healthy", lambda url: True)  # a server answers on the port
+    monkeypatch.setattr(local_server, "is_ours", lambda url, home, port: True)  # and it is ours
+    monkeypatch.setattr(local_server, "_apply", lambda url: url)
+    for recorded, skipped in (("0.0.1", False), (local_server.installed_prefect_version(), True)):
+        monkeypatch.delenv("PREFECT_CLIENT_SERVER_VERSION_CHECK_ENABLED", raising=False)
+        (home / local_server.VERSION_FILE).write_text(recorded)
+        local_server.ensure_prefect_api(settings)
+        assert (os.environ.get("PREFECT_CLIENT_SERVER_VERSION_CHECK_ENABLED") == "false") is skipped, recorded

@@ -70,23 +70,23 @@ def test_unchanged_folder_is_answered_without_a_flow_run_and_a_change_runs_the_f
 def test_preview_leaves_a_busy_lock_leftover_staging_or_a_change_to_the_flow(folder):
     from ragline import file_locks
     from ragline.ingestion.locking import lock_file
-    from ragline.ingestion.preview import preview_ingest, unchanged_summary
+    from ragline.ingestion.preview import preview_ingest
     from ragline.settings import get_settings
     from ragline.store import close_stores, open_store
     from ragline.store.manifest import staging_name
 
     settings = get_settings()
     try:
-        assert unchanged_summary(settings, str(folder), "docs")["counts"] == {"unchanged": 2}
+        assert preview_ingest(settings, str(folder), "docs").summary["counts"] == {"unchanged": 2}
         with open(lock_file(settings.data_dir, "docs"), "a+") as held:  # another run is writing
             assert file_locks.try_lock_exclusive(held)
-            assert unchanged_summary(settings, str(folder), "docs") is None
-        assert unchanged_summary(settings, str(folder), "docs", reembed=True) is None
+            assert preview_ingest(settings, str(folder), "docs").summary is None
+        assert preview_ingest(settings, str(folder), "docs", reembed=True).summary is None
 
         store = open_store(settings)
         info = store.collection_info("docs")
         store.ensure_collection(replace(info, name=staging_name("docs")))
-        assert unchanged_summary(settings, str(folder), "docs") is None, "a killed run's staging is the flow's"
+        assert preview_ingest(settings, str(folder), "docs").summary is None, "a killed run's staging is the flow's"
         assert store.collection_info(staging_name("docs")) is not None, "the preview changes nothing"
         store.drop_collection(staging_name("docs"))
 
@@ -121,3 +121,30 @@ def test_parser_processes_warm_only_the_announced_types_and_skip_torch():
     warmed, torch_still_hidden = proc.stdout.strip().splitlines()[-2:]
     assert warmed.split() == ["text"], "only .txt's partitioner, and spaCy without torch"
     assert torch_still_hidden == "False", "torch must be importable again (the hi_res strategy uses it)"
+
+
+def test_parses_during_a_background_warm_up_never_start_extra_parser_processes(tmp_path):
+    """The CLI warms the pool in a thread while the flow already parses: the parses wait for the
+    warming processes instead of starting more than the configured number."""
+    import threading
+
+    from ragline.parsing.options import ParseOptions
+    from ragline.parsing.pool import ParserPool
+    from ragline.records import SourceFile
+
+    files = []
+    for i in range(4):
+        path = tmp_path / f"note-{i}.txt"
+        path.write_text(f"Note {i}. The river stone number {i} is grey.\n")
+        files.append(SourceFile(str(path), path.name, path.stat().st_size, "h", "txt"))
+    pool = ParserPool(ParseOptions(), workers=2)
+    try:
+        warming = threading.Thread(target=pool.warm)
+        parses = [threading.Thread(target=pool.parse, args=(f, 300)) for f in files]
+        for thread in (warming, *parses):
+            thread.start()
+        for thread in (warming, *parses):
+            thread.join(timeout=300)
+        assert len(pool._idle) == 2 and not pool._busy  # more would be processes nobody stops
+    finally:
+        pool.close()

@@ -60,17 +60,12 @@ def warm_answer_models(settings: RaglineSettings) -> None:
     import threading
 
     def warm() -> None:
-        from ragline import backends
-        from ragline.answering import answer_mode
-        from ragline.embedders import get_embedder
-        from ragline.generators import get_generator
+        from ragline.answering import answer_mode, load_answer_models
         from ragline.store import open_store
 
         try:
-            get_embedder(backends.embedder_spec(settings)).warm_up()
             open_store(settings)
-            if answer_mode(settings) != "extractive":
-                get_generator(backends.generator_spec(settings)).warm_up()
+            load_answer_models(settings, with_generator=answer_mode(settings) != "extractive")
         except Exception:  # noqa: BLE001 - reported by the flow, with its context
             return
 

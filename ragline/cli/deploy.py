@@ -66,14 +66,11 @@ def serve() -> None:
 
 def warm_up(settings: RaglineSettings) -> None:
     """Load both models and open the store now, so the first query pays nothing extra."""
-    from ragline import backends
-    from ragline.embedders import get_embedder
-    from ragline.generators import get_generator
+    from ragline.answering import load_answer_models
     from ragline.store import open_store
 
     with console.status("loading models and opening the store..."):
-        get_embedder(backends.embedder_spec(settings)).warm_up()
-        get_generator(backends.generator_spec(settings)).warm_up()
+        load_answer_models(settings)
         try:
             open_store(settings).count(settings.store.collection)
         except Exception as exc:  # e.g. the WAL lock of a one-shot `ragline ingest` still running

@@ -52,12 +52,16 @@ def _atomic_target(final: Path):
     return Path(tmp)
 
 
-def export_fp32(model_dir: Path, target: Path, trust_remote_code: bool = False) -> Path:
-    """Export the transformer (token embeddings out); pooling stays in numpy."""
+def export_fp32(
+    model_dir: Path, target: Path, trust_remote_code: bool = False, attn_implementation: str | None = None
+) -> Path:
+    """Export the transformer (token embeddings out); pooling stays in numpy. `attn_implementation`
+    is transformers' own (default SDPA); benchmarks/fused_encoder.py exports "eager" to fuse it."""
     import torch
     from transformers import AutoModel
 
-    model = AutoModel.from_pretrained(str(model_dir), trust_remote_code=trust_remote_code).eval()
+    options = {"attn_implementation": attn_implementation} if attn_implementation else {}
+    model = AutoModel.from_pretrained(str(model_dir), trust_remote_code=trust_remote_code, **options).eval()
 
     class TokenEmbeddings(torch.nn.Module):
         # Keyword call: transformers 5 reordered forward()'s positional parameters.

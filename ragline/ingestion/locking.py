@@ -67,11 +67,30 @@ def ingest_lock(data_dir: str | Path, collection: str, timeout_s: float):
                         "raise ingest.lock_timeout_s (RAGLINE_INGEST__LOCK_TIMEOUT_S) to wait longer."
                     )
                 time.sleep(POLL_S)
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"{os.getpid()}\n")
-        handle.flush()
+        _record_holder(handle)
         logger.info("took the ingest lock of collection %s (%s)", collection, path)
         yield path
     finally:
         handle.close()  # closing the last descriptor releases the flock
+
+
+@contextmanager
+def ingest_lock_if_free(data_dir: str | Path, collection: str):
+    """The collection's ingest lock if no run holds it: yields False at once instead of waiting
+    when one does (the CLI's preview of a run, ragline/ingestion/preview.py)."""
+    path = lock_file(data_dir, collection)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as handle:  # closing the descriptor releases the lock
+        if not _try_lock(handle):
+            yield False
+            return
+        _record_holder(handle)
+        yield True
+
+
+def _record_holder(handle) -> None:
+    """Write this process's pid into the held lock file: a waiting run names who holds it."""
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"{os.getpid()}\n")
+    handle.flush()

@@ -18,52 +18,16 @@ This module must not import Prefect (tests/test_small_runs.py checks it).
 
 from __future__ import annotations
 
-import os
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from ragline import backends, file_locks
-from ragline.ingestion import batches
+from ragline import backends
+from ragline.ingestion import batches, sync
 from ragline.ingestion import plan as sync_plan
-from ragline.ingestion.discovery import discover
-from ragline.ingestion.locking import lock_file
-from ragline.records import FileReport
+from ragline.ingestion.locking import ingest_lock_if_free
 from ragline.settings import RaglineSettings
 from ragline.store import open_store
 from ragline.store.manifest import staging_name
-
-
-def summarize(collection: str, root: str, reports: list[FileReport]) -> dict:
-    """The summary an ingest run returns: counts per status, chunks, one row per file."""
-    counts: dict[str, int] = {}
-    for report in reports:
-        counts[report.status] = counts.get(report.status, 0) + 1
-    return {
-        "collection": collection,
-        "root": root,
-        "counts": counts,
-        "chunks": sum(r.chunks for r in reports),
-        "files": [r.__dict__ for r in sorted(reports, key=lambda r: r.source)],
-    }
-
-
-@contextmanager
-def ingest_lock_if_free(settings: RaglineSettings, collection: str) -> Iterator[bool]:
-    """The collection's ingest lock (ragline/ingestion/locking.py) if no run holds it: yields
-    False at once instead of waiting when one does."""
-    path = lock_file(settings.data_dir, collection)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+") as handle:  # closing the descriptor releases the lock
-        if not file_locks.try_lock_exclusive(handle):
-            yield False
-            return
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"{os.getpid()}\n")
-        handle.flush()
-        yield True
 
 
 @dataclass
@@ -73,18 +37,6 @@ class IngestPreview:
 
     summary: dict | None = None
     file_types: set[str] = field(default_factory=set)
-
-
-def unchanged_summary(
-    settings: RaglineSettings,
-    path: str,
-    collection: str | None = None,
-    prune: bool = True,
-    reembed: bool = False,
-    allow_mass_delete: bool = False,
-) -> dict | None:
-    """The ingest flow's summary when a run with these arguments would change nothing; else None."""
-    return preview_ingest(settings, path, collection, prune, reembed, allow_mass_delete).summary
 
 
 def preview_ingest(
@@ -103,7 +55,7 @@ def preview_ingest(
     collection = collection or settings.store.collection
     if reembed:
         return IngestPreview()
-    with ingest_lock_if_free(settings, collection) as locked:
+    with ingest_lock_if_free(settings.data_dir, collection) as locked:
         if not locked:
             return IngestPreview()
         try:
@@ -122,21 +74,18 @@ def _preview(
     # collection or a rebuild, and staging left by a killed run: all of them are for the flow.
     if info is None or info.embedder != embedder_name or store.collection_info(staging_name(collection)):
         return IngestPreview()
-    signature = batches.parse_options(settings).signature()
-    state = sync_plan.load_state(store, collection, path, embedder_name, False, signature)
+    state = sync.load_sync_state(settings, collection, path, False)
     if state.target != collection:
         return IngestPreview()
-    i, known = settings.ingest, sync_plan.known_hashes(state)
-    discovery = discover(state.scope.path, i.include, i.exclude, i.max_file_mb, known, scope=state.scope)
-    plan = sync_plan.plan_sync(discovery, state, prune, False, i.max_delete_fraction, allow_mass_delete)
+    discovery = sync.discover_files(state.scope, settings, sync_plan.known_hashes(state))
+    plan = sync.plan_sync(discovery, state, prune, False, allow_mass_delete, settings)
     file_types = {f.file_type for f in plan.to_ingest}
     if file_types or plan.removed or plan.refreshed or plan.kept or plan.notes:
         return IngestPreview(file_types=file_types)
     if discovery.listing_errors:
         return IngestPreview()
-    reports = list(discovery.reports) + plan.known_failures
-    reports += [FileReport(f.source, "unchanged") for f in plan.unchanged]
-    summary = {**summarize(collection, state.root, reports), "parsed": 0, "embedded": 0, "notes": []}
+    reports = sync.planned_reports(discovery, plan)
+    summary = {**sync.summarize(collection, state.root, reports), "parsed": 0, "embedded": 0, "notes": []}
     return IngestPreview(summary=summary)
 
 

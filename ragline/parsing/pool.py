@@ -98,6 +98,10 @@ class ParserPool:
         self._idle: list[_Worker] = []
         self._busy: set[_Worker] = set()
         self._lock = threading.Lock()
+        # warm() starts workers in the background: a parse waits for one of those rather than
+        # starting an extra process, so the pool never holds more than `workers`.
+        self._ready = threading.Condition(self._lock)
+        self._starting = 0
 
     def parse(self, source_file: SourceFile, timeout_s: float) -> ParseOutcome:
         with self._slots:
@@ -129,15 +133,25 @@ class ParserPool:
     def warm(self) -> None:
         """Start the parser processes now. The first start imports unstructured and loads spaCy
         (~10 s on 2 cores); a caller overlaps that with other start-up work, e.g. the model load."""
-        with self._lock:
-            missing = self._workers - len(self._idle) - len(self._busy)
-        for _ in range(max(0, missing)):
-            worker = _Worker(self._context, self.options)
+        while True:
             with self._lock:
-                self._idle.append(worker)
+                if len(self._idle) + len(self._busy) + self._starting >= self._workers:
+                    return
+                self._starting += 1
+            worker = None
+            try:
+                worker = _Worker(self._context, self.options)
+            finally:
+                with self._ready:
+                    self._starting -= 1
+                    if worker is not None:
+                        self._idle.append(worker)
+                    self._ready.notify()
 
     def _take(self) -> _Worker:
-        with self._lock:
+        with self._ready:
+            while not self._idle and self._starting:
+                self._ready.wait()
             worker = self._idle.pop() if self._idle else None
         if worker is None or not worker.process.is_alive():
             if worker is not None:

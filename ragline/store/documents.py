@@ -152,18 +152,20 @@ class DocumentSync(ABC):
         with self._lock:
             if self._has_collection(collection):
                 target = self._target(collection)
+                # Looked up once per commit, not per document (an HTTP request on a Qdrant server).
+                staged_in = self._target(staging) if staging is not None and self._has_collection(staging) else None
                 for record in records:
-                    self._promote(target, root, record, staging)
+                    self._promote(target, root, record, staged_in)
                 self._flush(target)
             self.write_manifest(collection, root, records)
 
-    def _promote(self, target, root: str, record: DocumentRecord, staging: str | None) -> None:
+    def _promote(self, target, root: str, record: DocumentRecord, staged_in) -> None:
         keep = record.live_hash if record.chunks else None
         if keep and record.failed_reason is None:
-            if staging is None or not self._has_collection(staging):
+            if staged_in is None:
                 raise RuntimeError(f"no staged chunks for {record.source}: re-run the ingest")
             must = [("source", record.source), ("root", root), ("doc_hash", keep)]
-            staged = self._scroll(self._target(staging), must, True, True)
+            staged = self._scroll(staged_in, must, True, True)
             if len(staged) != record.chunks:
                 raise RuntimeError(
                     f"staging holds {len(staged)} of the {record.chunks} chunks of {record.source}: re-run the ingest"

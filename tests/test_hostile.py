@@ -203,19 +203,19 @@ def test_symlink_loops_and_links_leaving_the_root(folder, tmp_path):
 
 
 def test_file_deleted_between_discovery_and_parsing(folder, monkeypatch):
-    import ragline.tasks.ingest as ingest_tasks
+    import ragline.ingestion.sync as sync_steps  # where the discover-files task finds `discover`
 
     add_shared(folder, "codeblock.md")
-    real_discover = ingest_tasks.discover
+    real_discover = sync_steps.discover
 
     def discover_then_delete(*args, **kwargs):
         found = real_discover(*args, **kwargs)
         (folder / "codeblock.md").unlink()
         return found
 
-    monkeypatch.setattr(ingest_tasks, "discover", discover_then_delete)
+    monkeypatch.setattr(sync_steps, "discover", discover_then_delete)
     check(run_ingest(folder), {"codeblock.md": ("failed", "disappeared")})
-    monkeypatch.setattr(ingest_tasks, "discover", real_discover)
+    monkeypatch.setattr(sync_steps, "discover", real_discover)
     # Nothing was recorded for it, so the next run has nothing to clean up or report.
     assert "codeblock.md" not in rows(run_ingest(folder))
 

@@ -4,6 +4,7 @@
   `deployments.ingest_cron`; deployment concurrency limit 1 with ENQUEUE, so a scheduled run that
   fires while another sync of the same collection runs waits for it instead of racing it.
   Each collection gets its own ingest deployment (named after it), hence its own limit.
+  `deployments.ingest_paused` registers it paused: the schedule makes no runs until resumed.
 - `ask/<deployments.name>`: question, k, sources, file_types, collection; the API validates
   parameters against the flow's schema (`enforce_parameter_schema`).
 
@@ -40,6 +41,7 @@ def ingest_options(settings: RaglineSettings) -> dict:
     return dict(
         name=collection,
         schedules=[Cron(d.ingest_cron, timezone=d.timezone)],
+        paused=d.ingest_paused,
         concurrency_limit=ConcurrencyLimitConfig(limit=1, collision_strategy=ConcurrencyLimitStrategy.ENQUEUE),
         parameters={"path": str(Path(d.ingest_path).expanduser().resolve()), "collection": collection},
         tags=["ragline", f"collection:{collection}"],

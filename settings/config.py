@@ -165,6 +165,9 @@ class DeploymentSettings(BaseModel):
     # The folder the scheduled `ingest` run syncs (resolved to an absolute path when registered).
     ingest_path: str = "documents"
     ingest_cron: str = "0 * * * *"
+    # Register the ingest deployment paused: its schedule makes no runs until an operator resumes
+    # it (the toggle in the UI, or `prefect deployment resume`); runs triggered by hand still run.
+    ingest_paused: bool = False
     timezone: str = "UTC"
     # Flow runs `ragline serve` executes at once in its process (queries and ingests share it).
     serve_concurrency: int = 8

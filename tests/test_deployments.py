@@ -107,6 +107,7 @@ def test_ragline_deploy_registers_schedule_limit_and_pool(prefect_api, tmp_path)
     ingest = deployment(prefect_api, "ingest/ragline")
     assert [s["schedule"]["cron"] for s in ingest["schedules"]] == [cron]
     assert all(s["active"] for s in ingest["schedules"])
+    assert ingest["paused"] is False
     assert ingest["global_concurrency_limit"]["limit"] == 1
     assert ingest["concurrency_options"]["collision_strategy"] == "ENQUEUE"
     assert ingest["work_pool_name"] == "ragline-process"
@@ -125,7 +126,7 @@ def test_process_worker_answers_ask_triggered_over_rest(prefect_api, tmp_path):
     Isolated from the rest of the session's server: its own work pool and deployment names, so
     no deployment or schedule another test registered (`ingest/ragline` on `ragline-process`,
     with runs that fall due while the suite runs) reaches this worker, and its own ingest schedule
-    paused, so the only run the worker can get is the ask run this test triggers.
+    registered paused, so the only run the worker can get is the ask run this test triggers.
     """
     corpus = small_docs(tmp_path)
     env = {
@@ -133,17 +134,19 @@ def test_process_worker_answers_ask_triggered_over_rest(prefect_api, tmp_path):
         "RAGLINE_DEPLOYMENTS__WORK_POOL": "ragline-worker-test",
         "RAGLINE_DEPLOYMENTS__NAME": "worker-test",
         "RAGLINE_STORE__COLLECTION": "workertest",
+        # Registered paused, so its schedule never makes a run. Pausing after `ragline deploy` raced
+        # Prefect's scheduler: runs it had read the deployment for were inserted after the pause
+        # deleted the scheduled ones (CI, 2026-12-02), and the worker took them first.
+        "RAGLINE_DEPLOYMENTS__INGEST_PAUSED": "true",
     }
     assert run_cli("ingest", str(corpus), env=env).returncode == 0
     deployed = run_cli("deploy", env=env)
     assert deployed.returncode == 0, deployed.stdout + deployed.stderr
     assert "prefect worker start --pool ragline-worker-test" in deployed.stdout
+    assert "0 * * * * (UTC), PAUSED: resume it in the Prefect UI" in deployed.stdout
     ingest, ask = deployment(prefect_api, "ingest/workertest"), deployment(prefect_api, "ask/worker-test")
     assert ingest["work_pool_name"] == ask["work_pool_name"] == "ragline-worker-test"
-    # Pausing deletes the runs the schedule already made and makes no more (prefect/server/api/
-    # deployments.py, pause_deployment).
-    httpx.post(f"{prefect_api}/deployments/{ingest['id']}/pause_deployment", timeout=30).raise_for_status()
-    assert deployment(prefect_api, "ingest/workertest")["paused"] is True
+    assert ingest["paused"] is True and ask["paused"] is False
     assert pool_runs(prefect_api, "ragline-worker-test") == [], "runs the worker would pick up first"
 
     with open(tmp_path / "worker.log", "wb") as worker_log:

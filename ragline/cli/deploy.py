@@ -12,6 +12,7 @@ from typing import Any
 
 from ragline.cli.common import connect_prefect, console, fail, load_settings, out
 from ragline.settings import RaglineSettings
+from ragline.settings.config import DeploymentSettings
 from ragline.store.ownership import StoreBusyError, claim, current_owner, owns_embedded_store
 
 REMOTE_TIMEOUT_S = 600.0
@@ -37,8 +38,13 @@ def deploy() -> None:
     d = settings.deployments
     for name, deployment_id in ids.items():
         out.print(f"{name}  {deployment_id}")
-    out.print(f"\ningest schedule: {d.ingest_cron} ({d.timezone}), path {d.ingest_path}")
+    out.print(f"\ningest schedule: {ingest_schedule(d)}, path {d.ingest_path}")
     out.print(f"Start a worker:  prefect worker start --pool {d.work_pool}   (PREFECT_API_URL={api_url})")
+
+
+def ingest_schedule(d: DeploymentSettings) -> str:
+    schedule = f"{d.ingest_cron} ({d.timezone})"
+    return f"{schedule}, PAUSED: resume it in the Prefect UI" if d.ingest_paused else schedule
 
 
 def serve() -> None:
@@ -92,7 +98,7 @@ async def _serve_until_signal(settings: RaglineSettings, api_url: str) -> None:
         d = settings.deployments
         console.print(
             f"[bold green]serving[/] {len(flows_by_id)} deployments on {api_url} "
-            f"(ingest cron {d.ingest_cron}); query worker ready. Ctrl-C stops."
+            f"(ingest schedule {ingest_schedule(d)}); query worker ready. Ctrl-C stops."
         )
         console.print(f"Prefect UI: {api_url.removesuffix('/api')}")
         if settings.serve.enabled:

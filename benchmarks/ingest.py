@@ -22,12 +22,12 @@ from __future__ import annotations
 import argparse
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 import limit as partition_limit  # noqa: E402
+from ingest_worker import TOP_K  # noqa: E402
 
 PEERS_DIR = common.REPO_ROOT / "benchmarks" / "peers"
 PEERS = {
@@ -40,135 +40,7 @@ PEER_VENVS = {"unstructured": PEERS_DIR / ".venv-unstructured"}
 PEER_SETUP = {"unstructured": PEERS_DIR / "setup_unstructured.sh"}
 # Peers that only split plain text run on the SQuAD .txt files only.
 TEXT_ONLY_PEERS = {"llamaindex", "haystack"}
-COLLECTION = "bench"
-TOP_K = 10
-
-
-# -- the ragline worker (runs in its own process) -----------------------------------------------
-
-
-def ragline_worker(args) -> dict:
-    """Cold ingest through the flow, the raw-encode limit on the same chunks, warm re-ingest, recall."""
-    started = time.perf_counter()
-    from ragline import backends
-    from ragline.embedders import get_embedder
-    from ragline.flows.ingest import ingest as ingest_flow
-    from ragline.ingestion import batches
-    from ragline.parsing.pool import get_parser_pool
-    from ragline.settings import get_settings
-    from ragline.store import close_stores, open_store
-
-    settings = get_settings()
-    embedder = get_embedder(backends.embedder_spec(settings))
-    embedder.embed_documents(["warm-up"])
-    # Process start-up, paid once per process (a `ragline serve` pays it once for all runs) and
-    # excluded like the peers' model load: the model, and the parser processes (unstructured's
-    # imports and the spaCy model, ~10 s here). Reported as startup_s.
-    get_parser_pool(batches.parse_options(settings), settings.ingest.parse_workers).warm()
-    startup_s = time.perf_counter() - started
-
-    # The limit is encoded before and after the ingest and the faster one counts: this shared
-    # machine's speed drifts by 10-20% between minutes, and the best encode is the honest ceiling.
-    before = encode_limit(args.corpus, settings, embedder) if not args.no_limit else None
-    with common.TreeRssSampler() as rss:
-        cold_s, summary = _timed(ingest_flow, path=args.corpus, collection=COLLECTION)
-    after = encode_limit(args.corpus, settings, embedder) if not args.no_limit else None
-    limit = min(before, after, key=lambda run: run["encode_s"]) if before else None
-    if limit:
-        limit = {**limit, "encode_s_before_after": [before["encode_s"], after["encode_s"]]}
-    warm_s, warm = _timed(ingest_flow, path=args.corpus, collection=COLLECTION)
-    store = open_store(settings)
-    queries = common.read_queries(Path(args.queries_file)) if args.queries_file else []
-    retrieved = search_queries(queries, embedder, store, settings, "dense")
-    # What users get by default (retrieval.mode, hybrid BM25 + dense unless configured otherwise).
-    retrieved_default = search_queries(queries, embedder, store, settings, settings.retrieval.mode)
-    result = {
-        "system": "ragline",
-        "docs": sum(1 for f in summary["files"]),
-        "chunks": summary["chunks"],
-        "points": store.count(COLLECTION),
-        "startup_s": round(startup_s, 2),
-        "ingest_s": round(cold_s, 2),
-        "reingest_s": round(warm_s, 3),
-        "reingest_counts": warm["counts"],
-        # The ingesting process and its parser processes together, during the cold ingest: PSS
-        # (shared pages counted once), and the plain RSS sum that double-counts forked parsers.
-        "peak_pss_mb": rss.peak_mb,
-        "peak_rss_sum_mb": rss.peak_rss_sum_mb,
-        "limit": limit,
-        "retrieved": retrieved,
-        "retrieval_mode": settings.retrieval.mode,
-        "retrieved_default": retrieved_default,
-    }
-    close_stores()
-    return result
-
-
-def _timed(fn, **kwargs):
-    started = time.perf_counter()
-    value = fn(**kwargs)
-    return time.perf_counter() - started, value
-
-
-def encode_limit(corpus: str, settings, embedder) -> dict:
-    """The raw library encode of exactly the chunks ragline made: what ingest cannot beat."""
-    from ragline.ingestion.discovery import discover
-
-    i = settings.ingest
-    found = discover(corpus, i.include, i.exclude, i.max_file_mb)
-    parse_s, texts = cold_parse(found.files, settings)
-    model = getattr(embedder, "model", None)
-    started = time.perf_counter()
-    if model is not None and hasattr(model, "encode"):
-        model.encode(
-            texts,
-            batch_size=settings.embedding.batch_size,
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-            show_progress_bar=False,
-        )
-    else:
-        embedder.embed_documents(texts)
-    seconds = time.perf_counter() - started
-    return {
-        "chunks": len(texts),
-        "encode_s": round(seconds, 2),
-        "chunks_per_s": round(len(texts) / seconds, 2),
-        # Parsing alone, serially, in a fresh parser process (cold caches, like the flow's).
-        "parse_s": round(parse_s, 2),
-    }
-
-
-def cold_parse(files, settings) -> tuple[float, list[str]]:
-    """Parse in a new parser pool: the flow's pool caches spaCy results per text, which would
-    make a second parse of the same files look nearly free."""
-    from ragline.ingestion import batches
-    from ragline.parsing.pool import ParserPool
-
-    pool = ParserPool(batches.parse_options(settings), 1)
-    try:
-        pool.parse(files[0], settings.ingest.parse_timeout_s)  # start the worker outside the timing
-        started = time.perf_counter()
-        outcomes = [pool.parse(f, settings.ingest.parse_timeout_s) for f in files]
-        seconds = time.perf_counter() - started
-    finally:
-        pool.close()
-    return seconds, [chunk.text for outcome in outcomes for chunk in outcome.chunks]
-
-
-def search_queries(queries: list[dict], embedder, store, settings, mode: str) -> dict[str, list[str]]:
-    """Top-10 sources per query through ragline's retrieval path (the retrieve task's call)."""
-    from ragline import answering
-    from ragline.retrieval import retrieval_options
-
-    options = retrieval_options(settings, mode)
-    return {
-        query["qid"]: [
-            hit.payload["source"]
-            for hit in answering.retrieve(query["text"], TOP_K, None, embedder, store, COLLECTION, options)
-        ]
-        for query in queries
-    }
+WORKER = Path(__file__).resolve().parent / "ingest_worker.py"
 
 
 # -- orchestration ------------------------------------------------------------------------------
@@ -176,7 +48,7 @@ def search_queries(queries: list[dict], embedder, store, settings, mode: str) ->
 
 def run_ragline(corpus: Path, workdir: Path, queries_file: Path | None, tag: str, env: dict, with_limit: bool) -> dict:
     result_path = workdir / f"ragline-{tag}.json"
-    argv = [sys.executable, __file__, "--worker", "ragline", "--corpus-dir", str(corpus), "--result", str(result_path)]
+    argv = [sys.executable, str(WORKER), "--corpus", str(corpus), "--result", str(result_path)]
     if queries_file:
         argv += ["--queries-file", str(queries_file)]
     if not with_limit:
@@ -376,12 +248,6 @@ def parse_args(argv=None):
     p.add_argument("--no-record", dest="record", action="store_false", help="do not add a row to BENCHMARKS.md")
     p.add_argument("--out", type=Path, help="result JSON path (default benchmarks/results/ingest-<time>.json)")
     p.add_argument("--workdir", type=Path, help="where corpora and stores go (default: a temp folder)")
-    # worker mode (internal)
-    p.add_argument("--worker", choices=["ragline"], help=argparse.SUPPRESS)
-    p.add_argument("--corpus-dir", dest="corpus_path", help=argparse.SUPPRESS)
-    p.add_argument("--queries-file", help=argparse.SUPPRESS)
-    p.add_argument("--result", help=argparse.SUPPRESS)
-    p.add_argument("--no-limit", action="store_true", help=argparse.SUPPRESS)
     args, _ = p.parse_known_args(argv)
     return args
 
@@ -389,12 +255,6 @@ def parse_args(argv=None):
 def main(argv=None) -> dict | None:
     common.quiet_environment()
     args = parse_args(argv)
-    if args.worker:
-        import json
-
-        args.corpus = args.corpus_path
-        Path(args.result).write_text(json.dumps(ragline_worker(args)))
-        return None
     runs = common.run_with_prefect(measure, args)
     packages = [
         "ragline",

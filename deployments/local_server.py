@@ -98,6 +98,7 @@ def ensure_prefect_api(settings: RaglineSettings) -> str:
     port, home = settings.prefect.local_port, server_home(settings)
     api_url = local_api_url(port)
     if not _healthy(api_url):
+        stop_server_on_another_port(home, port)
         start_local_server(home, port, settings.prefect.startup_timeout_s)
     if not is_ours(api_url, home, port):
         raise RuntimeError(
@@ -115,6 +116,32 @@ def ensure_prefect_api(settings: RaglineSettings) -> str:
 
 
 VERSION_FILE = "server.prefect-version"
+PORT_FILE = "server.port"
+
+
+def recorded_server(home: Path) -> tuple[int, int | None] | None:
+    """(pid, port) of the server ragline last started for `home` (port None from older versions)."""
+    try:
+        pid = int((home / "server.pid").read_text().strip())
+    except (OSError, ValueError):
+        return None
+    try:
+        return pid, int((home / PORT_FILE).read_text().strip())
+    except (OSError, ValueError):
+        return pid, None
+
+
+def stop_server_on_another_port(home: Path, port: int) -> None:
+    """Stop this data dir's server if it still runs on the port the settings named before.
+
+    Two servers on one database would both schedule runs, and the new pidfile would orphan the
+    old server (`ragline server stop` could no longer find it)."""
+    recorded = recorded_server(home)
+    if recorded is None or recorded[1] in (None, port) or not listens_on(*recorded):
+        return
+    pid, old_port = recorded
+    print(f"ragline: stopping the local Prefect server on port {old_port} (now {port})", file=sys.stderr)
+    _stop_pid_group(pid)
 
 
 def installed_prefect_version() -> str:
@@ -151,6 +178,7 @@ def start_local_server(home: Path, port: int, timeout_s: float) -> subprocess.Po
             start_new_session=True,
         )
     (home / "server.pid").write_text(str(process.pid))
+    (home / PORT_FILE).write_text(str(port))
     (home / VERSION_FILE).write_text(installed_prefect_version())
     deadline = time.monotonic() + timeout_s
     api_url = local_api_url(port)
@@ -189,17 +217,26 @@ def stop_local_server(settings: RaglineSettings) -> bool:
 
     A pid is reused by the OS once its process has exited, so the pid in an old pidfile may now be
     another program: it is signalled only while it (or its child) listens on ragline's port."""
-    pid_file = server_home(settings) / "server.pid"
+    home = server_home(settings)
+    pid_file = home / "server.pid"
     if not pid_file.exists():
         return False
-    try:
-        pid = int(pid_file.read_text().strip())
-    except (OSError, ValueError):
-        pid = None
-    if pid is not None and listens_on(pid, settings.prefect.local_port):
-        try:
-            os.killpg(pid, signal.SIGTERM)
-        except (ProcessLookupError, PermissionError):
-            pass
+    recorded = recorded_server(home)
+    if recorded is not None:
+        pid, port = recorded
+        # The port it was started on, which the settings may no longer name.
+        if listens_on(pid, port or settings.prefect.local_port):
+            _stop_pid_group(pid)
     pid_file.unlink(missing_ok=True)
     return True
+
+
+def _stop_pid_group(pid: int, timeout_s: float = 10) -> None:
+    """SIGTERM the process group `pid` leads; wait up to `timeout_s` for its leader to exit."""
+    import psutil
+
+    try:
+        os.killpg(pid, signal.SIGTERM)
+        psutil.Process(pid).wait(timeout=timeout_s)
+    except (ProcessLookupError, PermissionError, psutil.Error):
+        pass

@@ -13,9 +13,10 @@ from dataclasses import replace
 
 from ragline.embedders import EmbedderSpec
 from ragline.generators import GeneratorSpec
+from ragline.models.auto_backends import backend_for, stable_decision
 from ragline.models.catalog import catalog_entries
 from ragline.models.refs import resolve_model
-from ragline.models.selection import Decision, backend_for, stable_decision
+from ragline.models.selection import Decision
 from ragline.settings import RaglineSettings
 
 # What llama.cpp needs beside the weights (KV cache, compute buffers), as a share of the file size.

@@ -138,6 +138,32 @@ def test_first_command_starts_the_server_later_ones_reuse_it_and_stop_stops_it(l
     assert "no local Prefect server" in again.stdout
 
 
+def test_a_new_port_setting_replaces_the_server_instead_of_orphaning_it(local):
+    """The data dir's server moves with RAGLINE_PREFECT__LOCAL_PORT: one server per database, and
+    `server stop` still finds it."""
+    first = local.cli("server", "start")
+    assert first.returncode == 0, first.stderr
+    old_server = local.server_pid()
+    assert alive(old_server)
+
+    local.port = free_port()
+    local.env["RAGLINE_PREFECT__LOCAL_PORT"] = str(local.port)
+    local.api_url = f"http://127.0.0.1:{local.port}/api"
+    moved = local.cli("server", "start")
+    assert moved.returncode == 0, moved.stderr
+    assert "stopping the local Prefect server on port" in moved.stderr
+    assert local.api_url in moved.stdout and local.answers()
+    assert wait_until(lambda: not alive(old_server)), "the server on the old port still runs (orphaned)"
+    new_server = local.server_pid()
+    assert new_server != old_server and alive(new_server)
+
+    # `server stop` stops it on the port it was started on, whatever the settings name now.
+    local.env["RAGLINE_PREFECT__LOCAL_PORT"] = str(free_port())
+    stopped = local.cli("server", "stop")
+    assert stopped.returncode == 0, stopped.stderr
+    assert wait_until(lambda: not alive(new_server) and not local.answers()), "the server still runs after stop"
+
+
 def test_stop_with_a_stale_pidfile_harms_no_other_process(local):
     """The pid in a stale pidfile may belong to another program by now: `server stop` must check
     that it is the Prefect server before it signals anything."""

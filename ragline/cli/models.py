@@ -38,7 +38,7 @@ class Priority(str, Enum):
 def configured_backends(settings: RaglineSettings) -> dict:
     """What `auto` resolves to for the models the settings name: the specs ingest and ask build.
 
-    `auto` decides on the machine as if idle (ragline.models.selection.stable_decision), so the
+    `auto` decides on the machine as if idle (ragline.models.auto_backends.stable_decision), so the
     line it prints does not change with momentary free memory.
     """
     from ragline import backends
@@ -64,7 +64,7 @@ def recommend_command(
     json_output: bool = typer.Option(False, "--json", help="Print the decision as JSON."),
 ) -> None:
     """Pick models for PURPOSE on this hardware (see [hardware] settings to describe another machine)."""
-    from ragline.models.selection import decision_from_settings
+    from ragline.models.auto_backends import decision_from_settings
 
     settings = load_settings()
     decision = decision_from_settings(settings, purpose.value, priority.value if priority else None)

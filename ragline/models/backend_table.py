@@ -3,7 +3,7 @@
 Every question about a backend is answered here: the embedder and generator registries (which
 class loads it, ragline/embedders/base.py, ragline/generators/base.py), the catalog (which backend
 runs a model's format, ragline/models/catalog.py), `auto` (which backends can open the configured
-model, ragline/models/selection.py) and `ragline models bench` (the descriptive columns).
+model, ragline/models/auto_backends.py) and `ragline models bench` (the descriptive columns).
 
 It imports nothing from ragline, so all of those can read it. ragline.backends, which turns the
 settings into specs and resolves `auto`, sits above the selection code and re-exports this table.
@@ -21,7 +21,7 @@ ROLE_WORDS = {"embedding": "embedding", "instruct": "generation"}  # as error me
 # run by the same generators as an instruct model, only prompted without a chat template.
 PURPOSE_ROLES: dict[str, Role] = {"embedding": "embedding", "instruct": "instruct", "completion": "instruct"}
 
-# What a model reference can be (ragline.models.selection.reference_kinds finds them):
+# What a model reference can be (ragline.models.auto_backends.reference_kinds finds them):
 #   endpoint          an OpenAI-compatible API (`api_base` is set)
 #   gguf              a .gguf file, or a hub repo whose name says GGUF
 #   mlx-hub           an mlx-community hub repo

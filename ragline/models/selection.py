@@ -13,19 +13,17 @@ One budget rule for `ragline models recommend` and `auto`: shares of the machine
 (RAM, GPU memory), as if idle. A pick must not depend on what happens to be free at the moment:
 a collection records the embedder that built it, and `auto` must resolve the same way in every
 process. `recommend` says when the memory free right now is less than the picks need.
+ragline/models/auto_backends.py applies the decision to the configured models.
 """
 
 from __future__ import annotations
 
-import functools
 import itertools
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 
 from ragline.models import backend_table
 from ragline.models.catalog import CatalogModel, load_catalog
-from ragline.models.hardware import Gpu, Hardware, apply_overrides, detected_hardware, hardware_from_settings
-from ragline.models.refs import resolve_model
-from ragline.settings import RaglineSettings
+from ragline.models.hardware import Hardware
 
 PURPOSE_ROLES = {
     "rag": ("embedding", "instruct"),
@@ -39,8 +37,6 @@ GPU_TIERS = ("large-gpu", "small-gpu")
 RAM_SHARE, GPU_SHARE = 0.70, 0.90  # the rest: the OS, the Prefect server, parsers, KV caches
 # The answer model matters most to a RAG answer: it is placed first, the embedder in what is left.
 PLACEMENT_ORDER = ("instruct", "completion", "embedding")
-# What `auto` falls back to for a model reference that no backend can open.
-DEFAULT_BACKENDS = {"embedding": "sentence-transformers", "instruct": "llama-cpp"}
 PRECISION_BITS = {"fp32": 32, "fp16": 16, "bf16": 16, "n/a": 16, "Q8_0": 8, "8bit": 8, "int8": 8, "Q6_K": 6}
 
 
@@ -359,58 +355,3 @@ def _tier_line(tier: str) -> str:
         ),
         "cpu": "CPU only -> quantized models (GGUF for llama.cpp, int8 ONNX for sentence-transformers)",
     }[tier]
-
-
-# -- `auto` backends: the same decision, applied to the model the settings name --------------------
-
-
-def decision_from_settings(settings: RaglineSettings, purpose: str = "rag", priority: str | None = None) -> Decision:
-    return recommend(purpose, priority or settings.selection.priority, hardware_from_settings(settings))
-
-
-def reference_kinds(model_ref: str, api_base: str | None) -> set[str]:
-    """What `model_ref` is, in the backend table's REFERENCE_KINDS; empty when it names nothing."""
-    if api_base:
-        return {"endpoint"}
-    try:
-        location = resolve_model(model_ref)
-    except FileNotFoundError:
-        return set()
-    if location.local:
-        if location.path.suffix == ".gguf":
-            return {"gguf"}
-        return {"folder", "tokenizer-folder"} if (location.path / "tokenizer.json").exists() else {"folder"}
-    hub = location.hub_id.lower()
-    if "gguf" in hub:
-        return {"gguf"}
-    return {"mlx-hub"} if hub.startswith("mlx-community/") else {"hub"}
-
-
-def runnable_backends(model_ref: str, role: str, api_base: str | None, apple_silicon: bool = True) -> tuple[str, ...]:
-    """The backends that can load `model_ref` at all (on this kind of machine), most general first."""
-    return backend_table.opening(role, reference_kinds(model_ref, api_base), apple_silicon)
-
-
-def backend_for(model_ref: str, role: str, api_base: str | None, decision: Decision) -> str:
-    """The decision's backend when it can run the configured model, else the most general one that
-    can (MLX backends only on Apple Silicon)."""
-    pick = decision.pick(role)
-    runnable = runnable_backends(model_ref, role, api_base, decision.hardware.apple_silicon)
-    preferred = pick.backend if pick else None
-    if preferred in runnable:
-        return preferred
-    # Nothing can open the reference: the default backend says why when it loads.
-    return runnable[0] if runnable else DEFAULT_BACKENDS[role]
-
-
-def stable_decision(settings: RaglineSettings) -> Decision:
-    """The decision `auto` uses: detection cached per process (nvidia-smi takes a noticeable part of
-    a second), the budget rule the same as `recommend`'s (total memory, see the module docstring)."""
-    return _idle_decision(apply_overrides(detected_hardware(), settings.hardware), settings.selection.priority)
-
-
-@functools.lru_cache(maxsize=16)
-def _idle_decision(hw: Hardware, priority: str) -> Decision:
-    # Every embed batch, stage batch and question builds its specs: decide once per machine.
-    idle = replace(hw, available_ram_gb=hw.ram_gb, gpus=tuple(Gpu(g.name, g.memory_gb, g.memory_gb) for g in hw.gpus))
-    return recommend("rag", priority, idle)

@@ -40,6 +40,10 @@ class LocalSetup:
         self.pid_file = self.data_dir / "prefect" / "server.pid"
         self.server_pids: set[int] = set()
 
+    def move_to(self, port: int) -> None:
+        self.port, self.api_url = port, f"http://127.0.0.1:{port}/api"
+        self.env["RAGLINE_PREFECT__LOCAL_PORT"] = str(port)
+
     def cli(self, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
         result = run_cli(*args, env=self.env, unset=("PREFECT_API_URL", "PREFECT_UI_API_URL"), timeout=timeout)
         if self.pid_file.exists():
@@ -101,7 +105,7 @@ def dead_pid() -> int:
     return process.pid
 
 
-def test_first_command_starts_the_server_later_ones_reuse_it_and_stop_stops_it(local, tmp_path):
+def test_first_command_starts_the_server_later_ones_reuse_it_a_new_port_moves_it_stop_stops_it(local, tmp_path):
     # A pidfile left from a server that is gone (a reboot, a kill -9) must not stop the start.
     local.pid_file.parent.mkdir(parents=True)
     local.pid_file.write_text(str(dead_pid()))
@@ -127,6 +131,19 @@ def test_first_command_starts_the_server_later_ones_reuse_it_and_stop_stops_it(l
     assert f"http://127.0.0.1:{local.port}/api" in started.stdout
     assert local.server_pid() == server and alive(server)  # reused, not a second server
 
+    # A new RAGLINE_PREFECT__LOCAL_PORT moves the data dir's server: one server per database,
+    # not a second one whose pidfile orphans the first.
+    local.move_to(free_port())
+    moved = local.cli("server", "start")
+    assert moved.returncode == 0, moved.stderr
+    assert "stopping the local Prefect server on port" in moved.stderr
+    assert local.api_url in moved.stdout and local.answers()
+    assert wait_until(lambda: not alive(server)), "the server on the old port still runs (orphaned)"
+    server = local.server_pid()
+    assert alive(server)
+
+    # `server stop` stops it on the port it was started on, whatever the settings name now.
+    local.env["RAGLINE_PREFECT__LOCAL_PORT"] = str(free_port())
     stopped = local.cli("server", "stop")
     assert stopped.returncode == 0, stopped.stderr
     assert "stopped" in stopped.stdout
@@ -136,32 +153,6 @@ def test_first_command_starts_the_server_later_ones_reuse_it_and_stop_stops_it(l
     again = local.cli("server", "stop")
     assert again.returncode == 0, again.stderr
     assert "no local Prefect server" in again.stdout
-
-
-def test_a_new_port_setting_replaces_the_server_instead_of_orphaning_it(local):
-    """The data dir's server moves with RAGLINE_PREFECT__LOCAL_PORT: one server per database, and
-    `server stop` still finds it."""
-    first = local.cli("server", "start")
-    assert first.returncode == 0, first.stderr
-    old_server = local.server_pid()
-    assert alive(old_server)
-
-    local.port = free_port()
-    local.env["RAGLINE_PREFECT__LOCAL_PORT"] = str(local.port)
-    local.api_url = f"http://127.0.0.1:{local.port}/api"
-    moved = local.cli("server", "start")
-    assert moved.returncode == 0, moved.stderr
-    assert "stopping the local Prefect server on port" in moved.stderr
-    assert local.api_url in moved.stdout and local.answers()
-    assert wait_until(lambda: not alive(old_server)), "the server on the old port still runs (orphaned)"
-    new_server = local.server_pid()
-    assert new_server != old_server and alive(new_server)
-
-    # `server stop` stops it on the port it was started on, whatever the settings name now.
-    local.env["RAGLINE_PREFECT__LOCAL_PORT"] = str(free_port())
-    stopped = local.cli("server", "stop")
-    assert stopped.returncode == 0, stopped.stderr
-    assert wait_until(lambda: not alive(new_server) and not local.answers()), "the server still runs after stop"
 
 
 def test_stop_with_a_stale_pidfile_harms_no_other_process(local):

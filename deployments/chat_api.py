@@ -2,7 +2,8 @@
 
 - `GET /v1/models`: one model per collection, `ragline:<collection>` (plus `ragline`, the default).
 - `POST /v1/chat/completions`: the last user message is the question, earlier turns make a
-  follow-up standalone; `stream: true` answers as server-sent events. The answer text ends with
+  follow-up standalone; `stream: true` answers as server-sent events (generated tokens as they
+  come, then the checked answer if the check changed it). The answer text ends with
   its numbered sources, and the response carries them structured in `citations` (clients that do
   not know the field ignore it) and the rest in `ragline` (the question answered, timings).
   Optional extras (`extra_body` in the openai client): `k`, `sources`, `file_types`.
@@ -29,6 +30,8 @@ from pydantic import BaseModel, ConfigDict
 
 from ragline.conversation import split_conversation
 from ragline.deployments.answer_service import RETRY_AFTER_S, AnswerService, AskRequest, QueueFull, ServedAnswer
+from ragline.grounding import CITATION_MARK
+from ragline.records import Answer
 
 MODEL_PREFIX = "ragline"
 OPEN_PATHS = ("/health",)
@@ -101,6 +104,28 @@ def sources_block(citations) -> str:
     return "\n\nSources:\n" + "\n".join(lines)
 
 
+def after_streamed_tokens(streamed: str, answer: Answer) -> str:
+    """What a stream sends after its generated tokens: nothing more when they are the checked
+    answer, else the checked answer with why it differs. A client cannot take back text it has
+    shown, so the check's verdict comes after it (`ragline ask` replaces its live view instead)."""
+    if not streamed.strip():
+        return answer.answer  # nothing was streamed: an extractive (or strict) answer comes whole
+    if comparable_text(streamed) == comparable_text(answer.answer):
+        # The check only placed or removed citation numbers: the sources block lists the real ones.
+        invalid = answer.invalid_citations
+        return f"\n\n(Citations {invalid} name no passage: ignore them.)" if invalid else ""
+    if answer.mode == "extractive-fallback":
+        why = "The sources do not support the generated text above. From the sources:"
+    else:
+        why = "Checked against the sources:"
+    return f"\n\n---\n{why}\n{answer.answer}"
+
+
+def comparable_text(text: str) -> str:
+    """The text with citation numbers and all whitespace taken out, for comparing two versions."""
+    return "".join(CITATION_MARK.sub("", text).split())
+
+
 def extras(served: ServedAnswer) -> dict:
     """The structured fields next to the OpenAI ones: clients that do not know them ignore them."""
     retrieved = [{"source": h.payload.get("source", ""), "chunk_id": h.chunk_id, "score": h.score} for h in served.hits]
@@ -109,6 +134,9 @@ def extras(served: ServedAnswer) -> dict:
         "ragline": {
             "request_id": served.request_id,
             "question": served.question,
+            # The checked answer (what a non-streamed reply's text is) and how it was made.
+            "answer": served.answer.answer,
+            "mode": served.answer.mode,
             "rewrite": served.rewrite,
             "collection": served.collection,
             "retrieved": retrieved,
@@ -183,18 +211,18 @@ def stream_answer(service: AnswerService, request: AskRequest, model: str) -> St
     async def events():
         try:
             yield chunk(stream_id, model, {"role": "assistant", "content": ""})
-            started = False
+            streamed: list[str] = []
             while (piece := await pieces.get()) is not done:
-                piece = piece if started else piece.lstrip()  # the answer is stripped, as `ragline ask` does
+                piece = piece if streamed else piece.lstrip()  # the answer is stripped, as `ragline ask` does
                 if piece:
-                    started = True
+                    streamed.append(piece)
                     yield chunk(stream_id, model, {"content": piece})
             try:
                 served = task.result()
             except Exception as exc:  # headers are sent: the error travels as an event
                 yield f"data: {json.dumps({'error': {'message': str(exc), 'type': 'server_error'}})}\n\n".encode()
                 return
-            rest = served.answer.answer if not started else ""
+            rest = after_streamed_tokens("".join(streamed), served.answer)
             yield chunk(stream_id, model, {"content": rest + sources_block(served.answer.citations)})
             yield chunk(stream_id, model, {}, "stop", **extras(served))
             yield b"data: [DONE]\n\n"

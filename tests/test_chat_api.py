@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from ragline.conversation import Turn, accept_rewrite, looks_standalone, split_conversation, standalone_question
+from ragline.deployments.chat_api import after_streamed_tokens, comparable_text
 from tests.conftest import free_port, run_cli
 from tests.serving import ServeProcess, run_artifacts, serve_env
 
@@ -101,6 +102,7 @@ def test_openai_client_non_streaming(chat):
     assert content.strip() and response.choices[0].finish_reason == "stop"
     assert extra["ragline"]["retrieved"][0]["source"] == "globex.md"
     check_citations(content, extra["citations"])
+    assert content.startswith(extra["ragline"]["answer"])
     assert response.id == f"chatcmpl-{extra['ragline']['request_id']}"
     RECORDED.append((f"chat-{extra['ragline']['request_id']}", question))
 
@@ -119,7 +121,32 @@ def test_openai_client_streaming(chat):
     extra = final.model_extra
     assert extra["ragline"]["retrieved"][0]["source"] == "tea.md"
     check_citations(content, extra["citations"])
+    # The stream ends with the checked answer (a non-streamed reply's text): its words as the
+    # tokens, or, when the check changed more than citation numbers, the checked answer after them.
+    checked, mode = extra["ragline"]["answer"], extra["ragline"]["mode"]
+    streamed = content.split("Sources:")[0]
+    assert comparable_text(streamed).endswith(comparable_text(checked)), (checked, content)
+    if mode == "extractive-fallback":
+        assert "The sources do not support the generated text above." in content
     RECORDED.append((f"chat-{extra['ragline']['request_id']}", question))
+
+
+def test_what_a_stream_sends_after_its_tokens():
+    from ragline.records import Answer
+
+    generated = Answer(answer="Green tea is brewed at 80 C [1].", citations=[], timings={}, mode="generate")
+    assert after_streamed_tokens("Green tea is brewed\nat 80 C [1].", generated) == ""  # the same words
+    assert after_streamed_tokens("Green tea is brewed at 80 C.", generated) == ""  # the check placed [1]
+    assert after_streamed_tokens("", generated) == generated.answer  # nothing streamed: sent whole
+    fallback = generated.model_copy(update={"mode": "extractive-fallback", "answer": "Brew green tea at 80 C [1]."})
+    tail = after_streamed_tokens("Tea is hot.", fallback)
+    assert tail.endswith("\nBrew green tea at 80 C [1].") and "do not support the generated text" in tail
+    repaired = generated.model_copy(update={"invalid_citations": [7]})
+    assert after_streamed_tokens("Green tea is brewed at 80 C [1][7].", repaired) == (
+        "\n\n(Citations [7] name no passage: ignore them.)"
+    )
+    rewritten = generated.model_copy(update={"answer": "Green tea is brewed at 80 C [1]. It is mild."})
+    assert after_streamed_tokens("Green tea is brewed at 80 C.", rewritten).endswith("sources:\n" + rewritten.answer)
 
 
 def test_follow_up_question_is_made_standalone(chat):

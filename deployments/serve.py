@@ -53,12 +53,14 @@ async def served_deployments(settings: RaglineSettings) -> list:
 
 
 async def register(settings: RaglineSettings) -> dict[UUID, Flow]:
-    """Create or update the served deployments; schedules are (re)activated."""
+    """Create or update the served deployments; schedules are (re)activated, the ingest one unless
+    `deployments.ingest_paused` asks for it paused (pause_schedules paused them at the last stop)."""
     flows_by_id: dict[UUID, Flow] = {}
     async with get_client() as client:
         for deployment, flow in await served_deployments(settings):
             deployment_id = await deployment.aapply()
-            await client.resume_deployment(deployment_id)
+            if not deployment.paused:
+                await client.resume_deployment(deployment_id)
             flows_by_id[deployment_id] = flow
     return flows_by_id
 

@@ -119,6 +119,26 @@ def test_ragline_deploy_registers_schedule_limit_and_pool(prefect_api, tmp_path)
     assert ask["work_pool_name"] == "ragline-process"
 
 
+def test_serve_keeps_the_ingest_schedule_paused_when_asked(prefect_api, tmp_path):
+    """`ragline serve` resumes the schedules its last stop paused, but not one registered paused."""
+    import asyncio
+
+    from ragline.deployments.serve import pause_schedules, register
+    from ragline.settings import RaglineSettings
+
+    deployments = {"name": "serve-paused", "ingest_path": str(tmp_path), "ingest_paused": True}
+    paused = RaglineSettings(data_dir=tmp_path, deployments=deployments, store={"collection": "servepaused"})
+    ids = asyncio.run(register(paused))
+    asyncio.run(pause_schedules(ids))  # what stopping `ragline serve` does
+    asyncio.run(register(paused))
+    assert deployment(prefect_api, "ingest/servepaused")["paused"] is True
+    assert deployment(prefect_api, "ask/serve-paused")["paused"] is False
+    resumed = paused.model_copy(update={"deployments": paused.deployments.model_copy(update={"ingest_paused": False})})
+    asyncio.run(register(resumed))
+    assert deployment(prefect_api, "ingest/servepaused")["paused"] is False
+    asyncio.run(pause_schedules(ids))  # no runs of it are scheduled for the rest of the session
+
+
 @pytest.mark.slow
 def test_process_worker_answers_ask_triggered_over_rest(prefect_api, tmp_path):
     """The work-pool path: `ragline deploy`, a real `prefect worker`, a REST-triggered run.

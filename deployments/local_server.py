@@ -216,7 +216,8 @@ def stop_local_server(settings: RaglineSettings) -> bool:
     """Stop the server the pidfile names, if it is still ours; a stale pidfile is only removed.
 
     A pid is reused by the OS once its process has exited, so the pid in an old pidfile may now be
-    another program: it is signalled only while it (or its child) listens on ragline's port."""
+    another program: it is signalled only while it (or its child) listens on the port the server
+    was started on."""
     home = server_home(settings)
     pid_file = home / "server.pid"
     if not pid_file.exists():

@@ -166,8 +166,19 @@ def stop_process(
     then SIGKILLs its process group and every descendant still alive, and reaps it.
     """
     seen: dict[int, object] = {}
-    killed: list[int] = []
-    graceful = False
+    graceful = _signal_and_wait(process, sig, timeout_s, seen)
+    killed = _kill_what_is_left(process, seen, graceful, kill_wait_s)
+    for stream in (process.stdin, process.stdout, process.stderr):
+        try:
+            if stream is not None:
+                stream.close()
+        except Exception:
+            pass
+    return Stopped(process.returncode, graceful, killed)
+
+
+def _signal_and_wait(process: subprocess.Popen, sig: int, timeout_s: float, seen: dict) -> bool:
+    """Send `sig`, wait for the exit, and note the descendants met meanwhile; True if it exited."""
 
     def collect():  # only while the pid is unreaped, so it cannot be a reused pid
         if process.poll() is not None:
@@ -186,11 +197,15 @@ def stop_process(
             while process.poll() is None and time.monotonic() < deadline:
                 collect()
                 time.sleep(0.2)
-        graceful = process.poll() is not None
+        return process.poll() is not None
     except Exception:
-        pass
-    # Whatever is left: the process group (a pgid is never reused while a member lives), then
-    # each descendant seen (those in sessions of their own are not in the group).
+        return False
+
+
+def _kill_what_is_left(process: subprocess.Popen, seen: dict, graceful: bool, kill_wait_s: float) -> list[int]:
+    """SIGKILL the process group (a pgid is never reused while a member lives), then each
+    descendant seen (those in sessions of their own are not in the group); reap them."""
+    killed: list[int] = []
     if process.pid != os.getpgrp():
         try:
             os.killpg(process.pid, signal.SIGKILL)
@@ -215,13 +230,7 @@ def stop_process(
             child.wait(timeout=max(0.0, deadline - time.monotonic()))
         except Exception:
             pass
-    for stream in (process.stdin, process.stdout, process.stderr):
-        try:
-            if stream is not None:
-                stream.close()
-        except Exception:
-            pass
-    return Stopped(process.returncode, graceful, killed)
+    return killed
 
 
 def pytest_sessionfinish(session, exitstatus):

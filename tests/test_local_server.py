@@ -40,10 +40,6 @@ class LocalSetup:
         self.pid_file = self.data_dir / "prefect" / "server.pid"
         self.server_pids: set[int] = set()
 
-    def move_to(self, port: int) -> None:
-        self.port, self.api_url = port, f"http://127.0.0.1:{port}/api"
-        self.env["RAGLINE_PREFECT__LOCAL_PORT"] = str(port)
-
     def cli(self, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
         result = run_cli(*args, env=self.env, unset=("PREFECT_API_URL", "PREFECT_UI_API_URL"), timeout=timeout)
         if self.pid_file.exists():
@@ -105,10 +101,12 @@ def dead_pid() -> int:
     return process.pid
 
 
-def test_first_command_starts_the_server_later_ones_reuse_it_a_new_port_moves_it_stop_stops_it(local, tmp_path):
-    # A pidfile left from a server that is gone (a reboot, a kill -9) must not stop the start.
+def test_first_command_starts_the_server_later_ones_reuse_it_and_stop_stops_it(local, tmp_path):
+    # A pidfile left from a server that is gone (a reboot, a kill -9), started on another port,
+    # must not stop the start.
     local.pid_file.parent.mkdir(parents=True)
     local.pid_file.write_text(str(dead_pid()))
+    (local.pid_file.parent / "server.port").write_text(str(free_port()))
     docs = tmp_path / "docs"
     docs.mkdir()
     (docs / "lighthouse.txt").write_text("The lighthouse keeper trims the wick at dusk and logs the weather.\n")
@@ -131,17 +129,6 @@ def test_first_command_starts_the_server_later_ones_reuse_it_a_new_port_moves_it
     assert f"http://127.0.0.1:{local.port}/api" in started.stdout
     assert local.server_pid() == server and alive(server)  # reused, not a second server
 
-    # A new RAGLINE_PREFECT__LOCAL_PORT moves the data dir's server: one server per database,
-    # not a second one whose pidfile orphans the first.
-    local.move_to(free_port())
-    moved = local.cli("server", "start")
-    assert moved.returncode == 0, moved.stderr
-    assert "stopping the local Prefect server on port" in moved.stderr
-    assert local.api_url in moved.stdout and local.answers()
-    assert wait_until(lambda: not alive(server)), "the server on the old port still runs (orphaned)"
-    server = local.server_pid()
-    assert alive(server)
-
     # `server stop` stops it on the port it was started on, whatever the settings name now.
     local.env["RAGLINE_PREFECT__LOCAL_PORT"] = str(free_port())
     stopped = local.cli("server", "stop")
@@ -153,6 +140,40 @@ def test_first_command_starts_the_server_later_ones_reuse_it_a_new_port_moves_it
     again = local.cli("server", "stop")
     assert again.returncode == 0, again.stderr
     assert "no local Prefect server" in again.stdout
+
+
+def test_a_new_port_stops_the_server_left_on_the_old_one(tmp_path):
+    """A new RAGLINE_PREFECT__LOCAL_PORT moves the data dir's server: the one its pidfile and
+    server.port name is stopped before another starts (one server per database, and no orphan
+    that `server stop` could no longer find); nothing else is touched."""
+    from ragline.deployments.local_server import stop_server_on_another_port
+
+    home, old_port = tmp_path / "prefect", free_port()
+    home.mkdir()
+    old_server = start_process([sys.executable, "-m", "http.server", "--bind", "127.0.0.1", str(old_port)])
+    bystander = start_process([sys.executable, "-c", "import time; time.sleep(600)"])
+    try:
+        assert wait_until(lambda: listening(old_port), 30)
+        (home / "server.pid").write_text(str(bystander.pid))  # recorded, but not listening there
+        (home / "server.port").write_text(str(old_port))
+        stop_server_on_another_port(home, free_port())
+        assert bystander.poll() is None
+        (home / "server.pid").write_text(str(old_server.pid))
+        stop_server_on_another_port(home, old_port)  # the port it runs on: kept
+        assert old_server.poll() is None
+        stop_server_on_another_port(home, free_port())
+        assert wait_until(lambda: old_server.poll() is not None, 15), "the server on the old port still runs"
+        assert bystander.poll() is None
+    finally:
+        stop_process(old_server, signal.SIGKILL, timeout_s=5)
+        stop_process(bystander, signal.SIGKILL, timeout_s=5)
+
+
+def listening(port: int) -> bool:
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}/", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
 
 
 def test_stop_with_a_stale_pidfile_harms_no_other_process(local):

@@ -189,27 +189,14 @@ def start_local_server(home: Path, port: int, timeout_s: float) -> subprocess.Po
             break
         time.sleep(0.5)
     # A server that never answered is not left behind to hold the port or the database.
-    _stop_group(process)
+    _stop_pid_group(process.pid)
+    process.poll()  # the Popen object learns it is gone
     (home / "server.pid").unlink(missing_ok=True)
     raise RuntimeError(
         f"the local Prefect server did not start on port {port} within {timeout_s:.0f} s; "
         f"see {home / 'server.log'}. Set RAGLINE_PREFECT__LOCAL_PORT to a free port, or point "
         "PREFECT_API_URL at a running Prefect server."
     )
-
-
-def _stop_group(process: subprocess.Popen, timeout_s: float = 10) -> None:
-    """SIGTERM the server's process group, then SIGKILL it if it has not exited in `timeout_s`."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(process.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            process.wait(timeout=timeout_s)
-            return
-        except subprocess.TimeoutExpired:
-            continue
 
 
 def stop_local_server(settings: RaglineSettings) -> bool:
@@ -233,11 +220,16 @@ def stop_local_server(settings: RaglineSettings) -> bool:
 
 
 def _stop_pid_group(pid: int, timeout_s: float = 10) -> None:
-    """SIGTERM the process group `pid` leads; wait up to `timeout_s` for its leader to exit."""
+    """SIGTERM the process group `pid` leads, then SIGKILL it if its leader has not exited within
+    `timeout_s` (one server per database: the next one must not start beside it)."""
     import psutil
 
-    try:
-        os.killpg(pid, signal.SIGTERM)
-        psutil.Process(pid).wait(timeout=timeout_s)
-    except (ProcessLookupError, PermissionError, psutil.Error):
-        pass
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(pid, sig)  # the group too: children outlive a leader that already exited
+            psutil.Process(pid).wait(timeout=timeout_s)  # reaps it when it is this process's child
+            return
+        except psutil.TimeoutExpired:
+            continue
+        except (ProcessLookupError, PermissionError, psutil.Error):
+            return
